@@ -1,0 +1,25 @@
+# `make demo` runs the main job, `make test` the test suite; each sets up .venv itself
+# (idempotently: the install step reruns only when pyproject.toml changes).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast install clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m probinfer.cli demo
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --durations=15 tests
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,15 @@
+"""probinfer: generation as inference, on JAX.
+
+The public API is re-exported flat here; namespaces (``pi.smc``, ``pi.ssm``,
+``pi.particles``) group the algorithms.
+"""
+
+from probinfer import diagnostics, particles, smc, ssm
+from probinfer.result import Result
+from probinfer.targets import (Gaussian, GaussianMixture, GeometricPath, Target, from_logdensity,
+                               geometric_path, tilt)
+
+__version__ = "0.1.0"
+
+__all__ = ["Target", "from_logdensity", "tilt", "geometric_path", "GeometricPath", "Gaussian",
+           "GaussianMixture", "Result", "smc", "ssm", "particles", "diagnostics"]

@@ -1,0 +1,103 @@
+"""State-space models and the Feynman–Kac models built from them.
+
+An SSM here has batched methods over particles of shape ``(n, d)``: batched sampling
+draws all particles' noise in one call, which matters on CPU (one key split per particle
+would dominate a bootstrap filter's cost). Observations ``y_0 .. y_{T-1}``; ``x_0 ~ p_0``,
+``x_t | x_{t-1} ~ f_t``, ``y_t | x_t ~ g_t``.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from probinfer._types import Array, PRNGKey
+from probinfer._validation import as_float_array, check_finite
+from probinfer.particles.smc import FeynmanKac
+
+
+class StateSpaceModel:
+    """Interface of a state-space model (all methods batched over a leading particle axis)."""
+
+    state_dim: int
+
+    def sample_initial(self, key: PRNGKey, num: int) -> Array:
+        raise NotImplementedError
+
+    def initial_log_density(self, x: Array) -> Array:
+        raise NotImplementedError
+
+    def sample_transition(self, key: PRNGKey, x_prev: Array, t) -> Array:
+        raise NotImplementedError
+
+    def transition_log_density(self, x_prev: Array, x: Array, t) -> Array:
+        raise NotImplementedError
+
+    def observation_log_density(self, x: Array, y: Array, t) -> Array:
+        raise NotImplementedError
+
+
+class Proposal:
+    """A proposal ``q_0(x_0 | y_0)``, ``q_t(x_t | x_{t-1}, y_t)`` for a guided filter (batched)."""
+
+    def sample_initial(self, key: PRNGKey, y: Array, num: int) -> Array:
+        raise NotImplementedError
+
+    def initial_log_density(self, x: Array, y: Array) -> Array:
+        raise NotImplementedError
+
+    def sample(self, key: PRNGKey, x_prev: Array, y: Array, t) -> Array:
+        raise NotImplementedError
+
+    def log_density(self, x_prev: Array, x: Array, y: Array, t) -> Array:
+        raise NotImplementedError
+
+
+def _check_observations(ssm, observations):
+    if not isinstance(ssm, StateSpaceModel):
+        raise TypeError(f"ssm must be a probinfer.ssm.StateSpaceModel, got {type(ssm).__name__}")
+    observations = as_float_array(observations, "observations")
+    if observations.ndim == 1:
+        observations = observations[:, None]
+    if observations.ndim != 2 or observations.shape[0] < 1:
+        raise ValueError("observations must have shape (T,) or (T, obs_dim) with T >= 1, got "
+                         f"{observations.shape}")
+    check_finite(observations, "observations")
+    return observations
+
+
+def bootstrap(ssm: StateSpaceModel, observations) -> FeynmanKac:
+    """Bootstrap filter: ``M_t = f_t`` and ``G_t = g_t(y_t | x_t)``.
+
+    ``log_evidence`` of the SMC run estimates ``log p(y_{0:T-1})``.
+    """
+    ys = _check_observations(ssm, observations)
+    return FeynmanKac(
+        init=ssm.sample_initial,
+        move=ssm.sample_transition,
+        log_potential=lambda x_prev, x, t: ssm.observation_log_density(x, ys[t], t),
+        num_steps=ys.shape[0])
+
+
+def guided(ssm: StateSpaceModel, observations, proposal: Proposal) -> FeynmanKac:
+    """Guided filter: particles move by ``proposal``; potentials carry the ratio
+    ``f_t(x_t | x_{t-1}) g_t(y_t | x_t) / q_t(x_t | x_{t-1}, y_t)``."""
+    ys = _check_observations(ssm, observations)
+    if not isinstance(proposal, Proposal):
+        raise TypeError(f"proposal must be a probinfer.ssm.Proposal, got "
+                        f"{type(proposal).__name__}")
+
+    def log_potential(x_prev, x, t):
+        if x_prev is None:
+            return (ssm.initial_log_density(x) + ssm.observation_log_density(x, ys[0], 0)
+                    - proposal.initial_log_density(x, ys[0]))
+        return (ssm.transition_log_density(x_prev, x, t)
+                + ssm.observation_log_density(x, ys[t], t)
+                - proposal.log_density(x_prev, x, ys[t], t))
+
+    return FeynmanKac(
+        init=lambda key, n: proposal.sample_initial(key, ys[0], n),
+        move=lambda key, x_prev, t: proposal.sample(key, x_prev, ys[t], t),
+        log_potential=log_potential,
+        num_steps=ys.shape[0])
+
+

@@ -1,0 +1,8 @@
+"""Target densities: the shared interface, its algebra, and analytic ground truth."""
+
+from probinfer.targets.base import (GeometricPath, LogDensityTarget, Target, TiltedTarget,
+                                    from_logdensity, geometric_path, tilt)
+from probinfer.targets.gaussian import Gaussian, GaussianMixture
+
+__all__ = ["Target", "LogDensityTarget", "TiltedTarget", "GeometricPath", "from_logdensity",
+           "tilt", "geometric_path", "Gaussian", "GaussianMixture"]
