@@ -13,7 +13,7 @@ import numpy as np
 import jax.numpy as jnp
 
 from probinfer._types import Array
-from probinfer._validation import check_positive_int
+from probinfer._validation import check_positive_int, is_concrete
 from probinfer.particles.weights import ess
 
 
@@ -45,7 +45,7 @@ def never() -> ResamplingPolicy:
 def ess_below(fraction: float) -> ResamplingPolicy:
     """Resample when the ESS falls below ``fraction`` times the number of particles."""
     f = jnp.asarray(fraction, dtype=jnp.result_type(float))
-    if f.ndim != 0 or not (0.0 <= float(f) <= 1.0):
+    if f.ndim != 0 or (is_concrete(f) and not 0.0 <= float(f) <= 1.0):
         raise ValueError(f"ess fraction must be a scalar in [0, 1], got {fraction!r}")
     return ResamplingPolicy(f)
 

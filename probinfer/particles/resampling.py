@@ -104,3 +104,35 @@ def get_resampler(resampling: str | Resampler) -> Resampler:
         raise ValueError(f"resampling must be one of {sorted(RESAMPLERS)} or a callable "
                          f"(key, log_weights, num) -> ancestors, got {resampling!r}")
     return RESAMPLERS[resampling]
+
+
+def resample(key: PRNGKey, log_weights, num: int | None = None,
+             resampling: str | Resampler = "systematic") -> Array:
+    """Validated resampling for user-supplied weights: returns ``num`` ancestor indices.
+
+    The bare resamplers above are for use inside compiled code and do not check their
+    input; this entry point does (on concrete values).
+
+    Example
+    -------
+    >>> import jax, jax.numpy as jnp, probinfer as pi
+    >>> pi.particles.resample(jax.random.key(0), jnp.log(jnp.array([0.0, 1.0]))).tolist()
+    [1, 1]
+    """
+    import numpy as np
+    from probinfer._validation import check_positive_int, is_concrete
+
+    log_weights = jnp.asarray(log_weights)
+    if log_weights.ndim != 1 or log_weights.shape[0] < 1:
+        raise ValueError(f"log_weights must have shape (N,) with N >= 1, got {log_weights.shape}")
+    if not jnp.issubdtype(log_weights.dtype, jnp.floating):
+        raise TypeError(f"log_weights must be floating point, got {log_weights.dtype}")
+    num = log_weights.shape[0] if num is None else check_positive_int(num, "num")
+    if is_concrete(log_weights):
+        lw = np.asarray(log_weights)
+        if np.isnan(lw).any() or np.isposinf(lw).any():
+            raise ValueError("log_weights must not contain NaN or +inf")
+        if np.isneginf(lw).all():
+            raise ValueError("every log-weight is -inf: all particles have zero weight, "
+                             "there is nothing to resample from")
+    return get_resampler(resampling)(key, log_weights, num)

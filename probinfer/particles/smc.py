@@ -181,7 +181,7 @@ def _raise_on_degeneracy(info: SMCInfo):
     bad = np.asarray(info.num_nonfinite)
     if bad.any():
         t = int(np.argmax(bad > 0))
-        raise FloatingPointError(
+        raise ValueError(
             f"log_potential returned NaN or +inf for {int(bad[t])} particle(s) at step {t}; "
             "the per-step counts are in SMCInfo.num_nonfinite (use probinfer.smc.scan to "
             "inspect the run without this check)")
@@ -219,8 +219,8 @@ def run(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampling="systematic
     ``log_evidence`` (estimate of ``log E[prod_t G_t]``) and ``info`` (:class:`SMCInfo`
     stacked over the ``T`` steps).
 
-    Raises ``FloatingPointError`` when a potential is NaN/+inf and ``ValueError`` when
-    every particle has zero weight, naming the step.
+    Raises ``ValueError`` naming the step when a potential is NaN or +inf, and when every
+    particle has zero weight (all potentials ``-inf``).
 
     Example
     -------
