@@ -1,0 +1,279 @@
+"""The model zoo: trained priors and oracles shipped in ``models/``.
+
+Each model lives in ``models/<dir>/`` as ``model.safetensors`` (the weights),
+``config.json`` (architecture, diffusion schedule, data scaling, expected tensor names and
+shapes, SHA-256 of the weights) and ``MODEL_CARD.md``, next to the script that trained it.
+:func:`load` finds that folder in a source checkout, or where an installed wheel put it
+(``<prefix>/share/probinfer/models``), rebuilds the torch network from the config and
+loads the weights with safetensors (never pickle), checking them against the config.
+
+Shipped models:
+
+``digits-ddpm``
+    An eps-prediction DDPM on scikit-learn's 8×8 digits, linear VP schedule with 1000
+    training steps. ``module(x_t, t)``: ``x_t`` float32 ``(B, 1, 8, 8)``, ``t`` timesteps
+    in ``0 .. 999`` (int or float, ``(B,)`` or scalar); returns the predicted noise.
+``digits-classifier``
+    A CNN on the same split; ``module(x)`` returns class logits ``(B, 10)`` for images
+    ``(B, 1, 8, 8)`` in ``[-1, 1]``, ``module.features(x)`` the penultimate features.
+
+torch is imported lazily: ``import probinfer`` works without it; :func:`load` needs the
+``probinfer[torch]`` extra. :func:`digits` needs only scikit-learn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+MODELS = {"digits-ddpm": "digits_ddpm", "digits-classifier": "digits_classifier"}
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+CARD_FILE = "MODEL_CARD.md"
+
+# The one held-out split every digits model is trained and evaluated on.
+DIGITS_TEST_FRACTION = 0.2
+DIGITS_SPLIT_SEED = 0
+
+
+class ZooModel(NamedTuple):
+    """A loaded zoo model.
+
+    Attributes
+    ----------
+    module : the ``torch.nn.Module`` in eval mode, with gradients disabled on its parameters.
+    config : the parsed ``config.json``.
+    weights_path, card_path : where the weights and the model card were found.
+    """
+
+    module: Any
+    config: dict
+    weights_path: Path
+    card_path: Path
+
+
+def available() -> list[str]:
+    """Names accepted by :func:`load`."""
+    return sorted(MODELS)
+
+
+def _search_roots() -> list[Path]:
+    """Folders that may hold ``<model dir>/``: the checkout first, then installed data."""
+    roots = [Path(__file__).resolve().parents[1] / "models"]
+    schemes = [None, f"{os.name}_user"]
+    for scheme in schemes:
+        try:
+            data = sysconfig.get_path("data", scheme) if scheme else sysconfig.get_path("data")
+        except KeyError:
+            continue
+        roots.append(Path(data) / "share" / "probinfer" / "models")
+    roots.append(Path(sys.prefix) / "share" / "probinfer" / "models")
+    unique = []
+    for root in roots:
+        if root not in unique:
+            unique.append(root)
+    return unique
+
+
+def model_dir(name: str, models_dir=None) -> Path:
+    """The folder holding the files of zoo model ``name``.
+
+    ``models_dir``, when given, is the only place searched (a folder laid out like the
+    repository's ``models/``); otherwise the checkout's ``models/`` and then the installed
+    ``<prefix>/share/probinfer/models``.
+
+    Raises
+    ------
+    ValueError : ``name`` is not a zoo model.
+    FileNotFoundError : no searched folder holds its weights and config.
+    """
+    if not isinstance(name, str) or name not in MODELS:
+        raise ValueError(f"name must be one of {available()}, got {name!r}")
+    searched = []
+    roots = [Path(models_dir)] if models_dir is not None else _search_roots()
+    for root in roots:
+        folder = root / MODELS[name]
+        searched.append(str(folder))
+        if (folder / WEIGHTS_FILE).is_file() and (folder / CONFIG_FILE).is_file():
+            return folder
+    raise FileNotFoundError(
+        f"zoo model {name!r}: no folder with {WEIGHTS_FILE} and {CONFIG_FILE} found; "
+        f"searched {searched}")
+
+
+def _import_torch():
+    try:
+        import torch
+        import safetensors.torch  # noqa: F401
+    except ImportError as err:
+        raise ImportError(
+            "probinfer.zoo.load needs torch and safetensors; install the extra with "
+            "`pip install 'probinfer[torch]'`") from err
+    return torch
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_config(path) -> dict:
+    """Parse a zoo ``config.json`` and check it has the sections :func:`load` needs."""
+    path = Path(path)
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot read zoo config {path}: {err}") from err
+    missing = [k for k in ("name", "network", "architecture", "weights") if k not in config]
+    if missing or not isinstance(config.get("weights"), dict) \
+            or "tensors" not in config["weights"]:
+        raise ValueError(f"zoo config {path} lacks the sections {missing or ['weights.tensors']}")
+    return config
+
+
+def load_weights(path, config: dict, module) -> None:
+    """Load a safetensors file into ``module`` after checking it against ``config``.
+
+    Checks, each failing with a ``ValueError`` that names ``path``: the SHA-256 recorded
+    in the config (when present), that the file parses as safetensors, that its tensor
+    names and shapes equal both the config's ``weights.tensors`` and the module's
+    parameters, and that every value is finite.
+    """
+    torch = _import_torch()
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    expected_hash = config["weights"].get("sha256")
+    if expected_hash is not None and _sha256(path) != expected_hash:
+        raise ValueError(
+            f"weights file {path} is corrupted or was replaced: its SHA-256 differs from the "
+            f"one in the model's config ({expected_hash[:12]}...)")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ValueError(f"weights file {path} is not a readable safetensors file: {err}") \
+            from err
+
+    expected = {k: tuple(v) for k, v in config["weights"]["tensors"].items()}
+    module_shapes = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    if expected != module_shapes:
+        raise ValueError(
+            f"config for {path} does not describe the {type(module).__name__} its architecture "
+            f"builds: {_shape_diff(expected, module_shapes, 'config', 'network')}")
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    if found != expected:
+        raise ValueError(f"weights file {path} does not match its config: "
+                         f"{_shape_diff(expected, found, 'config', 'file')}")
+    for tensor_name, value in state.items():
+        if not torch.isfinite(value).all():
+            raise ValueError(f"weights file {path}: tensor {tensor_name!r} has non-finite values")
+    module.load_state_dict(state, strict=True)
+
+
+def _shape_diff(expected: dict, found: dict, expected_label: str, found_label: str) -> str:
+    only_expected = sorted(set(expected) - set(found))
+    only_found = sorted(set(found) - set(expected))
+    shapes = [f"{k}: {expected_label} {expected[k]} vs {found_label} {found[k]}"
+              for k in sorted(set(expected) & set(found)) if expected[k] != found[k]]
+    parts = []
+    if only_expected:
+        parts.append(f"missing in {found_label}: {only_expected[:5]}")
+    if only_found:
+        parts.append(f"unexpected in {found_label}: {only_found[:5]}")
+    if shapes:
+        parts.append("shape mismatch: " + "; ".join(shapes[:5]))
+    return ", ".join(parts)
+
+
+def load(name: str, device: str = "cpu", models_dir=None) -> ZooModel:
+    """Load a shipped zoo model as a torch module in eval mode.
+
+    Parameters
+    ----------
+    name : one of :func:`available`: ``"digits-ddpm"`` or ``"digits-classifier"``.
+    device : torch device to put the module on.
+    models_dir : optional folder laid out like ``models/`` to load from instead of the
+        shipped files (see :func:`model_dir`).
+
+    Returns
+    -------
+    ZooModel
+        ``(module, config, weights_path, card_path)``. The module's parameters have
+        ``requires_grad=False``; gradients with respect to inputs still flow.
+
+    Raises
+    ------
+    ImportError : torch or safetensors is missing (install ``probinfer[torch]``).
+    ValueError : unknown ``name``, or a weights file that is corrupted or does not match
+        its config (the message names the file).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import probinfer as pi
+    >>> ddpm = pi.zoo.load("digits-ddpm")
+    >>> eps = ddpm.module(torch.zeros(4, 1, 8, 8), torch.full((4,), 999))
+    >>> tuple(eps.shape)
+    (4, 1, 8, 8)
+    """
+    folder = model_dir(name, models_dir)
+    _import_torch()
+    from probinfer import _zoo_networks
+
+    config = read_config(folder / CONFIG_FILE)
+    module = _zoo_networks.build(config["network"], config["architecture"])
+    load_weights(folder / WEIGHTS_FILE, config, module)
+    module.eval()
+    module.requires_grad_(False)
+    module.to(device)
+    return ZooModel(module=module, config=config, weights_path=folder / WEIGHTS_FILE,
+                    card_path=folder / CARD_FILE)
+
+
+def digits(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8×8 digits in the zoo's data scaling and fixed split.
+
+    Parameters
+    ----------
+    split : ``"train"`` (1437 images), ``"test"`` (the held-out 360) or ``"all"`` (1797).
+        The split is stratified by class, 20 % held out, seed 0; the zoo models were
+        trained on ``"train"`` only.
+
+    Returns
+    -------
+    images : float32 array ``(n, 1, 8, 8)`` with values ``pixel / 8 - 1`` in ``[-1, 1]``.
+    labels : int64 array ``(n,)``.
+
+    Examples
+    --------
+    >>> import probinfer as pi
+    >>> images, labels = pi.zoo.digits("test")
+    >>> images.shape, labels.shape
+    ((360, 1, 8, 8), (360,))
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+    data = load_digits()
+    images = (data.images.astype(np.float32) / 8.0 - 1.0)[:, None, :, :]
+    labels = data.target.astype(np.int64)
+    if split == "all":
+        return images, labels
+    train_x, test_x, train_y, test_y = train_test_split(
+        images, labels, test_size=DIGITS_TEST_FRACTION, stratify=labels,
+        random_state=DIGITS_SPLIT_SEED)
+    return (train_x, train_y) if split == "train" else (test_x, test_y)
