@@ -5,6 +5,11 @@ The public API is re-exported flat here; namespaces (``pi.smc``, ``pi.ssm``,
 """
 
 from probinfer import diagnostics, particles, smc, ssm
+from probinfer import diffusion
+from probinfer import zoo
+from probinfer import kernels
+from probinfer import steer
+from probinfer.targets import from_numpyro
 from probinfer.result import Result
 from probinfer.targets import (Gaussian, GaussianMixture, GeometricPath, Target, from_logdensity,
                                geometric_path, tilt)
@@ -12,4 +17,5 @@ from probinfer.targets import (Gaussian, GaussianMixture, GeometricPath, Target,
 __version__ = "0.1.0"
 
 __all__ = ["Target", "from_logdensity", "tilt", "geometric_path", "GeometricPath", "Gaussian",
-           "GaussianMixture", "Result", "smc", "ssm", "particles", "diagnostics"]
+           "GaussianMixture", "Result", "smc", "ssm", "steer", "particles", "diagnostics",
+           "diffusion", "zoo", "kernels", "from_numpyro"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import jax
-import jax.numpy as jnp
 
 
 def _is_uniform(log_weights) -> bool:
@@ -36,16 +35,24 @@ def to_arviz(result, key=None, var_name: str = "x", constrain=None):
     key : PRNG key for resampling weighted particles to equal weights (default key 0).
     var_name : variable name for array samples (dict samples keep their keys).
     constrain : optional function ``one sample -> dict`` applied (vmapped) before conversion,
-        e.g. the map back to constrained NumPyro sites.
+        e.g. the map back to constrained NumPyro sites. Default: ``result.info.constrain``
+        where the sampler stored one (tempered SMC on a ``from_numpyro`` model).
+
+    For tempered SMC (:class:`~probinfer.smc.TemperedInfo`) the per-step traces (tempering
+    exponent, ESS, log-evidence increment, acceptance rate, step size) go to
+    ``sample_stats`` along an ``smc_step`` dimension and to the ``smc_steps`` group.
     """
     import arviz as az
     from probinfer.particles.resampling import systematic
     from probinfer.particles.smc import SMCInfo
+    from probinfer.particles.tempered import TemperedInfo
     from probinfer.particles.weights import ess
 
     samples = result.samples
     log_weights = result.log_weights
     resampled = not _is_uniform(log_weights)
+    if constrain is None:
+        constrain = getattr(result.info, "constrain", None)
     if resampled:
         key = jax.random.key(0) if key is None else key
         ancestors = systematic(key, log_weights, log_weights.shape[0])
@@ -70,4 +77,36 @@ def to_arviz(result, key=None, var_name: str = "x", constrain=None):
             "log_evidence_increment": ("step", np.asarray(result.info.log_evidence_increment)),
         }, coords={"step": steps})
         idata.add_groups({"smc_steps": traces})
+    if isinstance(result.info, TemperedInfo):
+        traces = _tempered_traces(result.info)
+        idata.sample_stats = idata.sample_stats.assign(
+            {name: ("smc_step", values) for name, values in traces.items()})
+        idata.sample_stats.attrs["log_evidence"] = float(result.log_evidence)
+        import xarray as xr
+        idata.add_groups({"smc_steps": xr.Dataset(
+            {name: ("step", values) for name, values in traces.items()},
+            coords={"step": np.arange(1, len(traces["tempering_exponent"]) + 1)})})
     return idata
+
+
+def _numbered(name, tree):
+    leaves = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(tree)]
+    if len(leaves) == 1:
+        return {name: leaves[0]}
+    return {f"{name}_{i}": leaf for i, leaf in enumerate(leaves)}
+
+
+def _tempered_traces(info) -> dict:
+    """Per-step scalar traces of a tempered SMC run (steps after beta = 0)."""
+    from probinfer.kernels.base import KernelParams
+    step_sizes = [p.step_size for p in jax.tree_util.tree_leaves(
+        info.kernel_params, is_leaf=lambda node: isinstance(node, KernelParams))
+        if isinstance(p, KernelParams)]
+    traces = {
+        "tempering_exponent": np.asarray(info.beta),
+        "ess": np.asarray(info.ess),
+        "log_evidence_increment": np.asarray(info.log_evidence_increment),
+    }
+    traces.update(_numbered("acceptance_rate", info.acceptance_rate))
+    traces.update(_numbered("step_size", step_sizes))
+    return traces

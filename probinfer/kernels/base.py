@@ -1,0 +1,134 @@
+"""The move-kernel interface: Markov kernels applied to a whole particle population.
+
+A :class:`Kernel` is a Markov kernel that leaves ``exp(log_density_fn)`` invariant. It is
+written for ONE particle as three pure functions (``init_state``, ``step``, ``position``)
+and applied to a population by :meth:`Kernel.move` (one run per particle, ``vmap``-ed) or
+:meth:`Kernel.trajectories` (every state of each chain is kept, as waste-free SMC needs).
+The log density is an argument of every call, not part of the kernel, because inside
+tempered SMC the target changes at every step.
+
+Points are pytrees; kernels work on the flat vector ``ravel_pytree(x)`` and map back.
+Tunable values (step size, scale) are a params pytree passed in, never baked in, so one
+compiled sampler serves every value an adaptation strategy picks.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from probinfer._types import Array, PRNGKey, PyTree
+
+
+class KernelParams(NamedTuple):
+    """Tunable parameters of one base kernel.
+
+    ``step_size``: scalar, in the standardised coordinates ``y = scale⁻¹ x``.
+    ``scale``: ``(d,)`` (diagonal) or ``(d, d)`` lower-triangular; the kernel runs on
+    ``y`` with ``x = scale @ y``, which is the same as preconditioning the proposal (RWM,
+    MALA) or using the mass matrix ``(scale scaleᵀ)⁻¹`` (HMC, NUTS).
+    """
+
+    step_size: Array
+    scale: Array
+
+
+class MoveInfo(NamedTuple):
+    """Per-particle diagnostics of one move.
+
+    ``acceptance_rate``: ``(N,)`` mean acceptance probability over the kernel's inner
+    steps; for :func:`~probinfer.kernels.chain` a tuple with one entry per component.
+    """
+
+    acceptance_rate: PyTree
+
+
+def _particles_as_rows(particles: PyTree) -> tuple[Array, Callable]:
+    first = jax.tree_util.tree_map(lambda leaf: leaf[0], particles)
+    _, unravel = ravel_pytree(first)
+    rows = jax.vmap(lambda p: ravel_pytree(p)[0])(particles)
+    return rows, unravel
+
+
+class Kernel:
+    """Base class of particle move kernels (subclasses are frozen dataclasses).
+
+    Subclasses implement, for one particle given as a flat vector ``x`` and a flat log
+    density ``log_density_fn``:
+
+    * ``init_state(x, log_density_fn, params) -> state``
+    * ``step(key, state, log_density_fn, params) -> (state, acceptance_rate)``
+    * ``position(state, params) -> x``
+    * ``default_params(dim, dtype) -> params`` and ``target_acceptance`` (a pytree of
+      floats with the structure of the acceptance rates).
+    """
+
+    target_acceptance: PyTree = None
+
+    def default_params(self, dim: int, dtype=None) -> PyTree:
+        raise NotImplementedError
+
+    def init_state(self, x: Array, log_density_fn, params):
+        raise NotImplementedError
+
+    def step(self, key: PRNGKey, state, log_density_fn, params):
+        raise NotImplementedError
+
+    def position(self, state, params) -> Array:
+        raise NotImplementedError
+
+    def _run_one(self, key, x, log_density_fn, params):
+        state = self.init_state(x, log_density_fn, params)
+        state, acceptance = self.step(key, state, log_density_fn, params)
+        return self.position(state, params), acceptance
+
+    def move(self, key: PRNGKey, particles: PyTree, log_density_fn: Callable, params
+             ) -> tuple[PyTree, MoveInfo]:
+        """Move every particle once (independently, ``vmap``-ed).
+
+        Parameters
+        ----------
+        key : PRNG key.
+        particles : pytree with a leading particle axis ``N``.
+        log_density_fn : ONE point -> scalar log density (positive sense) to leave invariant.
+        params : the kernel's params (see :meth:`default_params`).
+
+        Returns
+        -------
+        ``(particles, MoveInfo)`` with per-particle acceptance rates.
+        """
+        rows, unravel = _particles_as_rows(particles)
+        flat_log_density = lambda z: log_density_fn(unravel(z))  # noqa: E731
+        keys = jax.random.split(key, rows.shape[0])
+        new_rows, acceptance = jax.vmap(
+            lambda k, x: self._run_one(k, x, flat_log_density, params))(keys, rows)
+        return jax.vmap(unravel)(new_rows), MoveInfo(acceptance)
+
+    def trajectories(self, key: PRNGKey, particles: PyTree, log_density_fn: Callable, params,
+                     length: int) -> tuple[PyTree, MoveInfo]:
+        """Run a chain of ``length - 1`` moves from each of the ``M`` particles, keep all states.
+
+        Returns ``M * length`` particles (each start followed by its chain) and the
+        acceptance rates averaged along each chain, shape ``(M,)``.
+        """
+        rows, unravel = _particles_as_rows(particles)
+        flat_log_density = lambda z: log_density_fn(unravel(z))  # noqa: E731
+
+        def one_chain(k, x):
+            state = self.init_state(x, flat_log_density, params)
+
+            def body(state, step_key):
+                state, acceptance = self.step(step_key, state, flat_log_density, params)
+                return state, (self.position(state, params), acceptance)
+
+            _, (xs, acceptance) = jax.lax.scan(body, state, jax.random.split(k, length - 1))
+            mean_acceptance = jax.tree_util.tree_map(lambda a: jnp.mean(a, axis=0), acceptance)
+            return jnp.concatenate([x[None], xs]), mean_acceptance
+
+        keys = jax.random.split(key, rows.shape[0])
+        chains, acceptance = jax.vmap(one_chain)(keys, rows)
+        flat = chains.reshape((-1, chains.shape[-1]))
+        return jax.vmap(unravel)(flat), MoveInfo(acceptance)
