@@ -23,6 +23,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
+from probinfer._progress import PROGRESS_THRESHOLD, chunked_scan
 from probinfer._types import Array, PRNGKey, PyTree
 from probinfer._validation import check_positive_int
 from probinfer.particles import policies as _policies
@@ -43,6 +44,9 @@ class FeynmanKac:
     move : ``(key, x_prev, t) -> x``, batched over particles.
     log_potential : ``(x_prev, x, t) -> (n,)``; ``x_prev`` is ``None`` at ``t = 0``.
     num_steps : ``T``, the number of potentials (``M_0`` counts as step 0).
+    summary : optional ``(particles, log_weights, t) -> pytree`` recorded after every
+        step into ``SMCInfo.summary`` (e.g. weighted means, reward traces), so per-step
+        statistics need no loop of your own.
 
     ``t`` is a traced integer inside compiled runs. Instances compare by identity, so
     reusing one object reuses the compiled run.
@@ -52,8 +56,11 @@ class FeynmanKac:
     move: Callable[[PRNGKey, PyTree, Array], PyTree]
     log_potential: Callable[[PyTree | None, PyTree, Array], Array]
     num_steps: int
+    summary: Callable[[PyTree, Array, Array], PyTree] | None = None
 
     def __post_init__(self):
+        if self.summary is not None and not callable(self.summary):
+            raise TypeError("FeynmanKac.summary must be callable or None")
         for name in ("init", "move", "log_potential"):
             if not callable(getattr(self, name)):
                 raise TypeError(f"FeynmanKac.{name} must be callable, got "
@@ -74,12 +81,22 @@ class SMCInfo(NamedTuple):
     ancestors: Array               # (N,) parent of each particle (identity if not resampled)
     log_evidence_increment: Array  # log sum_i W_{t-1}^i G_t^i
     num_nonfinite: Array           # potentials that were NaN or +inf (should be 0)
+    summary: PyTree = None         # FeynmanKac.summary after this step, if given
+
+
+def _summary(fk, particles, log_weights, t):
+    return None if fk.summary is None else fk.summary(particles, log_weights, t)
 
 
 def _reweight(log_weights_prev, log_potential):
+    """New normalised log-weights, log-evidence increment, #non-finite potentials, ESS."""
     nonfinite = jnp.isnan(log_potential) | (log_potential == jnp.inf)
-    new_log_weights, increment = normalize(log_weights_prev + log_potential)
-    return new_log_weights, increment, jnp.sum(nonfinite).astype(jnp.int32)
+    unnormalized = log_weights_prev + log_potential
+    new_log_weights, increment = normalize(unnormalized)
+    # The ESS of the unnormalised weights is the same number, and it shares normalize's
+    # exponentials, so it costs no extra pass over the particles.
+    return (new_log_weights, increment, jnp.sum(nonfinite).astype(jnp.int32),
+            _ess(unnormalized))
 
 
 def _check_potential_shape(log_g, num_particles):
@@ -94,10 +111,11 @@ def init(key: PRNGKey, fk: FeynmanKac, num_particles: int) -> tuple[SMCState, SM
     log_g = jnp.asarray(fk.log_potential(None, x0, jnp.asarray(0)))
     _check_potential_shape(log_g, num_particles)
     uniform = jnp.full(num_particles, -math.log(num_particles), log_g.dtype)
-    log_weights, increment, bad = _reweight(uniform, log_g)
+    log_weights, increment, bad, ess = _reweight(uniform, log_g)
     state = SMCState(x0, log_weights, increment, jnp.asarray(0, jnp.int32))
-    info = SMCInfo(_ess(log_weights), jnp.asarray(False),
-                   jnp.arange(num_particles, dtype=jnp.int32), increment, bad)
+    info = SMCInfo(ess, jnp.asarray(False),
+                   jnp.arange(num_particles, dtype=jnp.int32), increment, bad,
+                   _summary(fk, x0, log_weights, state.step))
     return state, info
 
 
@@ -129,9 +147,10 @@ def step(key: PRNGKey, state: SMCState, fk: FeynmanKac, resampler: Resampler,
     x = fk.move(move_key, x_prev, t)
     log_g = jnp.asarray(fk.log_potential(x_prev, x, t))
     _check_potential_shape(log_g, num)
-    log_weights, increment, bad = _reweight(log_w_prev, log_g)
+    log_weights, increment, bad, ess = _reweight(log_w_prev, log_g)
     new_state = SMCState(x, log_weights, state.log_evidence + increment, t)
-    return new_state, SMCInfo(_ess(log_weights), do_resample, ancestors, increment, bad)
+    return new_state, SMCInfo(ess, do_resample, ancestors, increment, bad,
+                              _summary(fk, x, log_weights, t))
 
 
 def _scan_steps(keys, state, fk, resampler, policy):
@@ -157,6 +176,7 @@ def scan(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampler: Resampler,
 
 _init_jit = jax.jit(init, static_argnames=("fk", "num_particles"))
 _scan_steps_jit = jax.jit(_scan_steps, static_argnames=("fk", "resampler"))
+_scan_jit = jax.jit(scan, static_argnames=("fk", "num_particles", "resampler"))
 
 
 def _policy_from(policy, ess_threshold, num_steps) -> ResamplingPolicy:
@@ -178,21 +198,23 @@ def _policy_from(policy, ess_threshold, num_steps) -> ResamplingPolicy:
 
 
 def _raise_on_degeneracy(info: SMCInfo):
-    bad = np.asarray(info.num_nonfinite)
-    if bad.any():
-        t = int(np.argmax(bad > 0))
+    """Raise for the earliest failure: once every weight is zero the run carries NaNs, so
+    later non-finite potentials are consequences, not causes."""
+    bad = np.asarray(info.num_nonfinite) > 0
+    dead = np.isneginf(np.asarray(info.log_evidence_increment))
+    first_bad = int(np.argmax(bad)) if bad.any() else None
+    first_dead = int(np.argmax(dead)) if dead.any() else None
+    if first_dead is not None and (first_bad is None or first_dead < first_bad):
         raise ValueError(
-            f"log_potential returned NaN or +inf for {int(bad[t])} particle(s) at step {t}; "
-            "the per-step counts are in SMCInfo.num_nonfinite (use probinfer.smc.scan to "
-            "inspect the run without this check)")
-    increments = np.asarray(info.log_evidence_increment)
-    dead = np.isneginf(increments)
-    if dead.any():
-        t = int(np.argmax(dead))
+            f"every particle has zero weight at step {first_dead}: all log-potentials are "
+            "-inf (e.g. a hard constraint no particle satisfies). Use more particles, a "
+            "softer potential, or a proposal that reaches the support.")
+    if first_bad is not None:
+        count = int(np.asarray(info.num_nonfinite)[first_bad])
         raise ValueError(
-            f"every particle has zero weight at step {t}: all log-potentials are -inf "
-            "(e.g. a hard constraint no particle satisfies). Use more particles, a softer "
-            "potential, or a proposal that reaches the support.")
+            f"log_potential returned NaN or +inf for {count} particle(s) at step "
+            f"{first_bad}; the per-step counts are in SMCInfo.num_nonfinite (use "
+            "probinfer.smc.scan to inspect the run without this check)")
 
 
 def run(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampling="systematic",
@@ -211,7 +233,8 @@ def run(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampling="systematic
     policy : 'always', 'never', or a :class:`ResamplingPolicy` (see
         ``probinfer.smc.every``/``at_steps``) overriding ``ess_threshold``.
     final_resample : resample once more at the end, returning equally weighted samples.
-    progress_bar : show a progress bar; default: only for runs of more than 200 steps.
+    progress_bar : show a progress bar; default: only for runs of more than 200 steps
+        (it advances between compiled chunks; results do not depend on it).
 
     Returns
     -------
@@ -240,29 +263,17 @@ def run(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampling="systematic
     resampler = get_resampler(resampling)
     policy = _policy_from(policy, ess_threshold, fk.num_steps)
     if progress_bar is None:
-        progress_bar = fk.num_steps > 200
-
-    keys = jax.random.split(key, fk.num_steps)
-    state, info0 = _init_jit(keys[0], fk, num_particles)
-    chunks = [keys[1:]]
+        progress_bar = fk.num_steps > PROGRESS_THRESHOLD
     if progress_bar and fk.num_steps > 1:
-        # Chunked scans: the bar advances between compiled chunks (at most two shapes
-        # compile), and the keys are the same as in one scan, so results do not change.
-        size = max(1, math.ceil((fk.num_steps - 1) / 20))
-        chunks = [keys[i:i + size] for i in range(1, fk.num_steps, size)]
-    infos = []
-    from tqdm.auto import tqdm
-    with tqdm(total=fk.num_steps, disable=not progress_bar, desc="SMC", unit="step") as bar:
-        bar.update(1)
-        for chunk in chunks:
-            if chunk.shape[0] == 0:
-                continue
-            state, chunk_info = _scan_steps_jit(chunk, state, fk, resampler, policy)
-            infos.append(chunk_info)
-            bar.update(chunk.shape[0])
-    rest = (jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *infos) if infos else
-            jax.tree_util.tree_map(lambda a: a[None][:0], info0))
-    info = _stack(info0, rest)
+        keys = jax.random.split(key, fk.num_steps)
+        state, info0 = _init_jit(keys[0], fk, num_particles)
+        state, rest = chunked_scan(
+            lambda chunk, s: _scan_steps_jit(chunk, s, fk, resampler, policy), state,
+            keys[1:], True, desc="SMC", initial=1)
+        info = _stack(info0, rest)
+    else:
+        # One compiled call: init, every step and the stacking of infos.
+        state, info = _scan_jit(key, fk, num_particles, resampler, policy)
     _raise_on_degeneracy(info)
 
     samples, log_weights = state.particles, state.log_weights

@@ -6,10 +6,23 @@ weights; everything else calls them.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
 from probinfer._types import Array
+
+
+def _shifted_exp(log_weights: Array) -> tuple[Array, Array]:
+    """``(exp(log_weights - shift), shift)`` with ``shift`` the max (0 if it is not finite).
+
+    :func:`normalize` and :func:`ess` share this expression, so when both are applied to the
+    same weights inside one compiled step, XLA computes the exponentials once and fuses
+    both sums into a single pass over the particles.
+    """
+    shift = jnp.max(log_weights)
+    shift = jax.lax.stop_gradient(jnp.where(jnp.isfinite(shift), shift, 0.0))
+    return jnp.exp(log_weights - shift), shift
 
 
 def normalize(log_weights: Array) -> tuple[Array, Array]:
@@ -18,14 +31,19 @@ def normalize(log_weights: Array) -> tuple[Array, Array]:
     With every entry ``-inf`` the normaliser is ``-inf`` and the normalised weights are
     NaN; callers report that case (see :func:`probinfer.smc.run`).
     """
-    log_sum = logsumexp(log_weights)
+    weights, shift = _shifted_exp(log_weights)
+    log_sum = jnp.log(jnp.sum(weights)) + shift
     return log_weights - log_sum, log_sum
 
 
 def ess(log_weights: Array) -> Array:
-    """Effective sample size ``1 / sum w_i²`` of (possibly unnormalised) log-weights."""
-    normalized, _ = normalize(log_weights)
-    return jnp.exp(-logsumexp(2.0 * normalized))
+    """Effective sample size ``(sum w_i)² / sum w_i²`` of (possibly unnormalised) log-weights.
+
+    One pass over the weights (the two sums share the exponentials).
+    """
+    weights, _ = _shifted_exp(log_weights)
+    total = jnp.sum(weights)
+    return total * total / jnp.sum(weights * weights)
 
 
 def log_mean_exp(values: Array, axis=None) -> Array:

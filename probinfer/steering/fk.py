@@ -21,6 +21,7 @@ the next transition: steering adds no denoiser calls over unguided sampling.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import NamedTuple
 
@@ -35,7 +36,6 @@ from probinfer.diffusion.masked import MaskedDiffusionPrior
 from probinfer.particles import policies
 from probinfer.particles.smc import FeynmanKac, SMCInfo
 from probinfer.particles.smc import run as smc_run
-from probinfer.particles.weights import weighted_mean
 from probinfer.result import Result
 from probinfer.steering.rewards import (HostReward, batch_reward, check_reward,
                                         intermediate_reward)
@@ -203,7 +203,8 @@ def feynman_kac_model(prior, reward, *, potential="max", temperature=1.0,
                 "last_value": value, "log_g": log_g + log_ratio}
 
     def summary(p, log_weights, t):
-        return {"reward_mean": weighted_mean(log_weights, p["reward"]),
+        # The engine's log-weights are already normalised: no second logsumexp.
+        return {"reward_mean": jnp.exp(log_weights) @ p["reward"],
                 "reward_max": jnp.max(p["reward"])}
 
     model = FeynmanKac(init=init, move=move,
@@ -271,23 +272,15 @@ def fk(key, prior, reward, num_particles: int, *, potential: str = "max", temper
     if resample not in RESAMPLING_TRIGGERS:
         raise ValueError(f"resample must be one of {RESAMPLING_TRIGGERS}, got {resample!r}")
     num_particles = check_positive_int(num_particles, "num_particles")
-    model, evaluated = feynman_kac_model(
-        prior, reward, potential=potential, temperature=temperature,
-        intermediate_temperature=intermediate_temperature, potential_every=potential_every,
-        potential_start=potential_start, potential_stop=potential_stop, proposal=proposal,
-        guidance_scale=guidance_scale, num_reward_draws=num_reward_draws)
+    model, evaluated = _cached_model(
+        prior, reward, potential, _hashable(temperature), _hashable(intermediate_temperature),
+        potential_every, potential_start, potential_stop, proposal, _hashable(guidance_scale),
+        num_reward_draws)
     if not prior.is_stochastic and resample != "never":
         warnings.warn("the prior's sampler is deterministic: resampled copies of a particle "
                       "stay identical, so steering cannot diversify them. Use a stochastic "
                       "sampler (DDPM, DDIM with eta > 0, Euler–Maruyama).", stacklevel=2)
-    # A resample helps only right after the weights change, i.e. after an evaluation.
-    after_eval = np.flatnonzero(evaluated[:-1]) + 1
-    if resample == "interval":
-        policy = policies.at_steps(after_eval, model.num_steps)
-    elif resample == "ess":
-        policy = policies.ess_below(ess_threshold)
-    else:
-        policy = policies.never()
+    policy = _policy(model, evaluated, resample, _hashable(ess_threshold))
     host_before = _host_counts(reward)
     res = smc_run(key, model, num_particles, resampling=resampling, policy=policy,
                   progress_bar=progress_bar)
@@ -301,6 +294,44 @@ def fk(key, prior, reward, num_particles: int, *, potential: str = "max", temper
                         smc.summary["reward_mean"], smc.summary["reward_max"], nfe, num_evals,
                         host_after - host_before)
     return Result(res.samples["x"], res.log_weights, res.log_evidence, info)
+
+
+def _hashable(value):
+    if value is None:
+        return None
+    arr = np.asarray(value, dtype=np.float64)
+    return float(arr) if arr.ndim == 0 else tuple(arr.tolist())
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_model(prior, reward, potential, temperature, intermediate_temperature,
+                  potential_every, potential_start, potential_stop, proposal, guidance_scale,
+                  num_reward_draws):
+    """One model object per configuration, so repeated calls reuse the compiled run (the
+    engine compiles per model object)."""
+    return feynman_kac_model(
+        prior, reward, potential=potential, temperature=temperature,
+        intermediate_temperature=intermediate_temperature, potential_every=potential_every,
+        potential_start=potential_start, potential_stop=potential_stop, proposal=proposal,
+        guidance_scale=guidance_scale, num_reward_draws=num_reward_draws)
+
+
+_POLICIES: dict = {}
+
+
+def _policy(model, evaluated, resample, ess_threshold):
+    """The resampling policy (cached per model: building it costs host-to-device copies)."""
+    key = (model, resample, ess_threshold)
+    if key not in _POLICIES:
+        if resample == "interval":
+            # A resample helps only right after the weights change, i.e. after an evaluation.
+            policy = policies.at_steps(np.flatnonzero(evaluated[:-1]) + 1, model.num_steps)
+        elif resample == "ess":
+            policy = policies.ess_below(ess_threshold)
+        else:
+            policy = policies.never()
+        _POLICIES[key] = policy
+    return _POLICIES[key]
 
 
 def _host_counts(reward) -> int:
