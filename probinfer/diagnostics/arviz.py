@@ -77,6 +77,16 @@ def to_arviz(result, key=None, var_name: str = "x", constrain=None):
             "log_evidence_increment": ("step", np.asarray(result.info.log_evidence_increment)),
         }, coords={"step": steps})
         idata.add_groups({"smc_steps": traces})
+    if hasattr(result.info, "traces"):
+        # Any info may contribute per-step traces and counters without diagnostics having
+        # to know its type (e.g. steering's SteeringInfo).
+        import xarray as xr
+        traces, counters = result.info.traces()
+        length = len(next(iter(traces.values())))
+        idata.add_groups({"smc_steps": xr.Dataset(
+            {name: ("step", np.asarray(v)) for name, v in traces.items()},
+            coords={"step": np.arange(length)})})
+        idata.attrs.update({name: int(v) for name, v in counters.items()})
     if isinstance(result.info, TemperedInfo):
         traces = _tempered_traces(result.info)
         idata.sample_stats = idata.sample_stats.assign(

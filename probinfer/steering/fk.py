@@ -60,6 +60,13 @@ class SteeringInfo(NamedTuple):
     num_reward_evaluations: int
     num_host_reward_calls: int
 
+    def traces(self):
+        """Per-step traces and counters (used by ``Result.to_arviz``)."""
+        names = ("ess", "resampled", "log_evidence_increment", "evaluated", "reward_mean",
+                 "reward_max")
+        counters = ("nfe", "num_reward_evaluations", "num_host_reward_calls")
+        return ({n: getattr(self, n) for n in names}, {n: getattr(self, n) for n in counters})
+
 
 DEFAULT_NUM_EVALUATIONS = 5
 
