@@ -1,5 +1,7 @@
 # `make demo` runs the main job, `make test` the test suite; each sets up .venv itself
-# (idempotently: the install step reruns only when pyproject.toml changes).
+# (idempotently: the install step reruns only when pyproject.toml changes). The `all` extra
+# includes torch==2.13.0 (pinned: pip takes the local CPU build, not a CUDA one), so the
+# zoo and torch-bridge tests run rather than skip.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,7 +12,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[all]"
 	touch $(STAMP)
 
 install: $(STAMP)
