@@ -132,6 +132,18 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def weights_manifest(path: Path, state: dict) -> dict:
+    """The ``weights`` block of a model's ``config.json``: file, dtype, SHA-256, parameter
+    count and tensor shapes — what :func:`load_weights` validates against. Written by the
+    training scripts in ``models/``."""
+    path = Path(path)
+    return {
+        "file": WEIGHTS_FILE, "dtype": "float32", "sha256": _sha256(path),
+        "num_parameters": int(sum(v.numel() for v in state.values())),
+        "tensors": {k: list(v.shape) for k, v in state.items()},
+    }
+
+
 def read_config(path) -> dict:
     """Parse a zoo ``config.json`` and check it has the sections :func:`load` needs."""
     path = Path(path)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import math
 import time
@@ -124,12 +123,7 @@ def save(module: torch.nn.Module, log: dict, out: Path) -> None:
                       "stratified": True, "seed": zoo.DIGITS_SPLIT_SEED, "trained_on": "train"},
         },
         "training": {**TRAINING, **log},
-        "weights": {
-            "file": zoo.WEIGHTS_FILE, "dtype": "float32",
-            "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-            "num_parameters": int(sum(v.numel() for v in state.values())),
-            "tensors": {k: list(v.shape) for k, v in state.items()},
-        },
+        "weights": zoo.weights_manifest(weights, state),
     }
     (out / zoo.CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB) and {out / zoo.CONFIG_FILE}")
