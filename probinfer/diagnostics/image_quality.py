@@ -144,7 +144,8 @@ def classifier_outputs(classifier, images, batch_size: int = 4096):
     except ImportError as err:
         raise ImportError("classifier_outputs needs torch; install the extra with "
                           "`pip install 'probinfer[torch]'`") from err
-    arr = np.asarray(images, dtype=np.float32)
+    # A copy: JAX arrays convert to read-only NumPy views, which torch.from_numpy rejects.
+    arr = np.array(images, dtype=np.float32)
     shape = tuple(classifier.image_shape)
     if arr.ndim < 2 or arr[0].size != int(np.prod(shape)):
         raise ValueError(f"images must have shape (n, {', '.join(map(str, shape))}) or "

@@ -371,7 +371,7 @@ def test_from_diffusers_with_a_real_unet(key):
     x = jax.random.normal(key, (3, 1, 8, 8))
     t = int(prior.network_times[1])
     with torch.no_grad():
-        eps = unet(torch.from_numpy(np.asarray(x)), torch.full((3,), t)).sample.numpy()
+        eps = unet(torch.from_numpy(np.array(x)), torch.full((3,), t)).sample.numpy()
     a, s = float(prior.alphas[1]), float(prior.sigmas[1])
     np.testing.assert_allclose(prior.denoise(x, 1), (np.asarray(x) - s * eps) / a, rtol=1e-4,
                                atol=1e-4)
