@@ -15,11 +15,13 @@ a ``.npy`` file). Repetitions of the two sides are interleaved, one filter at a 
 from other processes on a shared machine hits both alike.
 
 probinfer is timed with two PRNG keys that produce identical random numbers: the default
-``jax.random.key(seed)`` and ``jax.random.key(seed, impl=THREEFRY_UNROLLED)``, defined below.
-The second differs only in how the Threefry-2x32 hash is compiled: JAX lowers it on CPU as a
-rolled 5-iteration loop (each iteration writes two uint32 arrays of the output size), here
-it is unrolled into one fused elementwise kernel. The bits, hence every result, are the same
-(checked at start-up), so the choice is purely about speed and is the caller's.
+``jax.random.key(seed)`` and ``jax.random.key(seed, impl=THREEFRY_UNROLLED)`` from
+``probinfer._random``. The second differs only in how the Threefry-2x32 hash is compiled:
+JAX lowers it on CPU as a rolled 5-iteration loop (each iteration writes two uint32 arrays
+of the output size), ``probinfer._random`` unrolls it into one fused elementwise kernel. The
+bits, hence every result, are the same (checked at start-up). ``pi.smc.run`` now re-wraps a
+default key into the unrolled implementation itself on CPU, so the two rows should time
+alike; the profile section still times the raw draws with each.
 
 Usage::
 
@@ -45,9 +47,9 @@ from pathlib import Path
 import numpy as np
 import jax
 import jax.numpy as jnp
-from jax.extend.random import define_prng_impl, threefry_prng_impl
 
 import probinfer as pi
+from probinfer._random import THREEFRY_UNROLLED
 from probinfer.particles import resampling as _resampling
 from probinfer.particles import weights as _weights
 
@@ -59,60 +61,6 @@ RESULTS = ROOT / "docs" / "results" / "bench_particle_filter.md"
 
 RHO, SIGMA_X, SIGMA_Y, NUM_STEPS = 0.9, 1.0, 0.2, 100
 ESS_THRESHOLD = 0.5
-
-# ---------------------------------------------------------------------------------------
-# Threefry-2x32 with the hash unrolled (same bits as jax.random.key's default impl).
-
-_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
-
-
-def _rotate_left(x, r):
-    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
-
-
-def _threefry2x32(k1, k2, x1, x2):
-    """The Threefry-2x32 block cipher (20 rounds), as in Salmon et al. (2011) and JAX."""
-    ks = (k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA))
-    x1, x2 = x1 + ks[0], x2 + ks[1]
-    for i in range(5):
-        for r in _ROTATIONS[i % 2]:
-            x1 = x1 + x2
-            x2 = _rotate_left(x2, r) ^ x1
-        x1 = x1 + ks[(i + 1) % 3]
-        x2 = x2 + ks[(i + 2) % 3] + np.uint32(i + 1)
-    return x1, x2
-
-
-def _hash_counters(key, shape):
-    # JAX's partitionable layout: the counter of element i is the 64-bit integer i, as
-    # (high, low) uint32 words; the high words are 0 below 2^32 elements.
-    counts = jax.lax.iota(jnp.uint32, math.prod(shape)).reshape(shape)
-    return _threefry2x32(key[0], key[1], jnp.zeros_like(counts), counts)
-
-
-def _outside_fast_path(size):
-    # Outside JAX's default (partitionable) counter layout, or beyond 2^32 counters, defer
-    # to JAX's own implementation so the bits stay identical.
-    return not jax.config.jax_threefry_partitionable or size >= 2 ** 32
-
-
-def _random_bits_unrolled(key, bit_width, shape):
-    if _outside_fast_path(math.prod(shape)) or bit_width == 64:
-        return threefry_prng_impl.random_bits(key, bit_width, shape)
-    bits1, bits2 = _hash_counters(key, shape)
-    return (bits1 ^ bits2).astype({8: jnp.uint8, 16: jnp.uint16, 32: jnp.uint32}[bit_width])
-
-
-def _split_unrolled(key, shape):
-    if _outside_fast_path(math.prod(shape)):
-        return threefry_prng_impl.split(key, shape)
-    return jnp.stack(_hash_counters(key, shape), axis=-1)
-
-
-THREEFRY_UNROLLED = define_prng_impl(
-    key_shape=(2,), seed=threefry_prng_impl.seed, split=_split_unrolled,
-    random_bits=_random_bits_unrolled, fold_in=threefry_prng_impl.fold_in,
-    name="threefry2x32_unrolled", tag="fryu")
 
 KEY_IMPLS = {"default threefry key": None, "unrolled threefry key": THREEFRY_UNROLLED}
 

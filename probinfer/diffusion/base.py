@@ -41,6 +41,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
+from probinfer._random import fast_key
 from probinfer._types import Array, PRNGKey
 from probinfer._validation import check_positive_int
 from probinfer.diffusion.samplers import get_sampler
@@ -143,7 +144,8 @@ class DiffusionPrior:
         k = (num_samples, bool(return_trajectory))
         if k not in cache:
             cache[k] = jax.jit(lambda key: self._run(key, num_samples, bool(return_trajectory)))
-        return cache[k](key)
+        # Same bits as the caller's key, generated faster on CPU (see probinfer._random).
+        return cache[k](fast_key(key))
 
 
 class ContinuousDiffusionPrior(DiffusionPrior):

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from probinfer._progress import PROGRESS_THRESHOLD, chunked_scan
+from probinfer._random import fast_key
 from probinfer._types import Array, PRNGKey, PyTree
 from probinfer._validation import check_positive_int
 from probinfer.particles import policies as _policies
@@ -264,6 +265,8 @@ def run(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampling="systematic
     policy = _policy_from(policy, ess_threshold, fk.num_steps)
     if progress_bar is None:
         progress_bar = fk.num_steps > PROGRESS_THRESHOLD
+    # Same bits as the caller's key, generated faster on CPU (see probinfer._random).
+    key = fast_key(key)
     if progress_bar and fk.num_steps > 1:
         keys = jax.random.split(key, fk.num_steps)
         state, info0 = _init_jit(keys[0], fk, num_particles)

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from probinfer._progress import chunked_scan
+from probinfer._random import fast_key
 from probinfer._types import Array
 from probinfer._validation import check_positive_int, check_positive_scalar
 from probinfer.diffusion.base import DiffusionPrior
@@ -127,7 +128,7 @@ def svdd(key, prior, reward, num_particles: int, num_candidates: int, *, tempera
         raise ValueError("the prior's sampler is deterministic: all candidates of a particle "
                          "would be identical. Use a stochastic sampler.")
     host_before = reward.num_calls if isinstance(reward, HostReward) else 0
-    keys = jax.random.split(key, prior.num_steps + 1)
+    keys = jax.random.split(fast_key(key), prior.num_steps + 1)
     state = jax.jit(lambda k: init(k, prior, num_particles))(keys[0])
     scan_chunk = jax.jit(lambda ks, s: jax.lax.scan(
         lambda st, k: step(k, st, prior, reward, value, num_candidates, temperature,
