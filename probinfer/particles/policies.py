@@ -24,9 +24,12 @@ class ResamplingPolicy(NamedTuple):
     ess_fraction: Array
     schedule: Array | None = None
 
-    def should_resample(self, log_weights: Array, step: Array) -> Array:
+    def should_resample(self, log_weights: Array, step: Array, ess_value=None) -> Array:
+        """Decide for step ``step``; pass ``ess_value`` when the ESS of ``log_weights`` is
+        already known (the engine carries it) to skip a pass over the particles."""
         num = log_weights.shape[0]
-        decision = ess(log_weights) < self.ess_fraction * num
+        ess_value = ess(log_weights) if ess_value is None else ess_value
+        decision = ess_value < self.ess_fraction * num
         if self.schedule is not None:
             decision = decision | self.schedule[step]
         return decision

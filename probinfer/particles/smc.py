@@ -74,6 +74,7 @@ class SMCState(NamedTuple):
     log_weights: Array      # normalised
     log_evidence: Array     # running estimate of log Z_t
     step: Array             # index of the last completed step
+    ess: Array              # ESS of log_weights, kept so the next decision needs no pass
 
 
 class SMCInfo(NamedTuple):
@@ -113,7 +114,7 @@ def init(key: PRNGKey, fk: FeynmanKac, num_particles: int) -> tuple[SMCState, SM
     _check_potential_shape(log_g, num_particles)
     uniform = jnp.full(num_particles, -math.log(num_particles), log_g.dtype)
     log_weights, increment, bad, ess = _reweight(uniform, log_g)
-    state = SMCState(x0, log_weights, increment, jnp.asarray(0, jnp.int32))
+    state = SMCState(x0, log_weights, increment, jnp.asarray(0, jnp.int32), ess)
     info = SMCInfo(ess, jnp.asarray(False),
                    jnp.arange(num_particles, dtype=jnp.int32), increment, bad,
                    _summary(fk, x0, log_weights, state.step))
@@ -134,7 +135,7 @@ def step(key: PRNGKey, state: SMCState, fk: FeynmanKac, resampler: Resampler,
     resample_key, move_key = jax.random.split(key)
     t = state.step + 1
     num = state.log_weights.shape[0]
-    do_resample = policy.should_resample(state.log_weights, t)
+    do_resample = policy.should_resample(state.log_weights, t, state.ess)
 
     def with_resampling(_):
         x, ancestors = resample_particles(resample_key, state.particles, state.log_weights,
@@ -149,7 +150,7 @@ def step(key: PRNGKey, state: SMCState, fk: FeynmanKac, resampler: Resampler,
     log_g = jnp.asarray(fk.log_potential(x_prev, x, t))
     _check_potential_shape(log_g, num)
     log_weights, increment, bad, ess = _reweight(log_w_prev, log_g)
-    new_state = SMCState(x, log_weights, state.log_evidence + increment, t)
+    new_state = SMCState(x, log_weights, state.log_evidence + increment, t, ess)
     return new_state, SMCInfo(ess, do_resample, ancestors, increment, bad,
                               _summary(fk, x, log_weights, t))
 
