@@ -287,7 +287,8 @@ def fk(key, prior, reward, num_particles: int, *, potential: str = "max", temper
         warnings.warn("the prior's sampler is deterministic: resampled copies of a particle "
                       "stay identical, so steering cannot diversify them. Use a stochastic "
                       "sampler (DDPM, DDIM with eta > 0, Euler–Maruyama).", stacklevel=2)
-    policy = _policy(model, evaluated, resample, _hashable(ess_threshold))
+    policy = _cached_policy(model, tuple(bool(e) for e in evaluated), resample,
+                            _hashable(ess_threshold))
     host_before = _host_counts(reward)
     res = smc_run(key, model, num_particles, resampling=resampling, policy=policy,
                   progress_bar=progress_bar)
@@ -323,22 +324,16 @@ def _cached_model(prior, reward, potential, temperature, intermediate_temperatur
         guidance_scale=guidance_scale, num_reward_draws=num_reward_draws)
 
 
-_POLICIES: dict = {}
-
-
-def _policy(model, evaluated, resample, ess_threshold):
-    """The resampling policy (cached per model: building it costs host-to-device copies)."""
-    key = (model, resample, ess_threshold)
-    if key not in _POLICIES:
-        if resample == "interval":
-            # A resample helps only right after the weights change, i.e. after an evaluation.
-            policy = policies.at_steps(np.flatnonzero(evaluated[:-1]) + 1, model.num_steps)
-        elif resample == "ess":
-            policy = policies.ess_below(ess_threshold)
-        else:
-            policy = policies.never()
-        _POLICIES[key] = policy
-    return _POLICIES[key]
+@functools.lru_cache(maxsize=192)
+def _cached_policy(model, evaluated, resample, ess_threshold):
+    """The resampling policy, built once per configuration (it costs host-to-device copies,
+    which show at small particle counts). ``evaluated`` is the mask as a tuple."""
+    if resample == "interval":
+        # A resample helps only right after the weights change, i.e. after an evaluation.
+        return policies.at_steps(np.flatnonzero(evaluated[:-1]) + 1, model.num_steps)
+    if resample == "ess":
+        return policies.ess_below(ess_threshold)
+    return policies.never()
 
 
 def _host_counts(reward) -> int:
