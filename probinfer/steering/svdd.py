@@ -13,6 +13,7 @@ unbiased answer matters.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -28,6 +29,7 @@ from probinfer.diffusion.masked import MaskedDiffusionPrior
 from probinfer.result import Result
 from probinfer.steering.rewards import (HostReward, batch_reward, check_reward,
                                         intermediate_reward)
+from probinfer.steering.values import ValueModel
 
 
 class SVDDState(NamedTuple):
@@ -82,6 +84,18 @@ def step(key, state: SVDDState, prior, reward, value, num_candidates: int, tempe
     return SVDDState(children[index], denoised[index], t), (jnp.mean(chosen), jnp.max(chosen))
 
 
+_init_jit = jax.jit(init, static_argnames=("prior", "num_particles"))
+
+
+@functools.partial(jax.jit, static_argnames=("prior", "reward", "value", "num_candidates",
+                                             "num_reward_draws"))
+def _scan_jit(keys, state, temperature, model, *, prior, reward, value, num_candidates,
+              num_reward_draws):
+    value = model if value is None else value
+    return jax.lax.scan(lambda st, k: step(k, st, prior, reward, value, num_candidates,
+                                           temperature, num_reward_draws), state, keys)
+
+
 def svdd(key, prior, reward, num_particles: int, num_candidates: int, *, temperature=0.0,
          value="posterior_mean", num_reward_draws: int = 4, progress_bar=None) -> Result:
     """Soft value-based decoding.
@@ -129,11 +143,16 @@ def svdd(key, prior, reward, num_particles: int, num_candidates: int, *, tempera
                          "would be identical. Use a stochastic sampler.")
     host_before = reward.num_calls if isinstance(reward, HostReward) else 0
     keys = jax.random.split(fast_key(key), prior.num_steps + 1)
-    state = jax.jit(lambda k: init(k, prior, num_particles))(keys[0])
-    scan_chunk = jax.jit(lambda ks, s: jax.lax.scan(
-        lambda st, k: step(k, st, prior, reward, value, num_candidates, temperature,
-                           num_reward_draws), s, ks))
-    state, (vmean, vmax) = chunked_scan(scan_chunk, state, keys[1:], progress_bar, "SVDD")
+    state = _init_jit(keys[0], prior, num_particles)
+    # A fitted ValueModel is data (traced); strings and callables are static, so repeated
+    # calls with the same prior, reward and value reuse the compiled scan.
+    model = value if isinstance(value, ValueModel) else None
+    static_value = None if model is not None else value
+    state, (vmean, vmax) = chunked_scan(
+        lambda ks, s: _scan_jit(ks, s, temperature, model, prior=prior, reward=reward,
+                                value=static_value, num_candidates=num_candidates,
+                                num_reward_draws=num_reward_draws),
+        state, keys[1:], progress_bar, "SVDD")
     num_host = (reward.num_calls if isinstance(reward, HostReward) else 0) - host_before
     # One denoiser call at init; then per child the transition's extra calls beyond the
     # shared denoised estimate, plus its own denoised estimate (not after the last step).
