@@ -95,7 +95,9 @@ def evaluation_steps(num_steps: int, every: int | None = None, start: int | None
 
 
 def _potential_update(kind, particle, new_reward, lam, is_final, final_lam):
-    """New ``(acc, applied, log_g)`` at an evaluation step."""
+    """At an evaluation step: the new accumulator (running max or sum of rewards), the sum
+    of log-potentials applied so far, this step's log-potential, and ``λ r`` (what the next
+    ``difference`` potential subtracts)."""
     acc = particle["acc"]
     if kind == "max":
         acc = jnp.maximum(acc, new_reward)
@@ -107,8 +109,8 @@ def _potential_update(kind, particle, new_reward, lam, is_final, final_lam):
         value = lam * new_reward
     else:
         value = lam * new_reward - particle["last_value"]
-    final = final_lam * new_reward - particle["applied"]
-    log_g = jnp.where(is_final, final, value)
+    # The last potential divides by all earlier ones: the path product is exp(λ r(x_0)).
+    log_g = final_lam * new_reward - particle["applied"] if is_final else value
     return acc, particle["applied"] + log_g, log_g, lam * new_reward
 
 
