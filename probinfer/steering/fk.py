@@ -56,7 +56,7 @@ class SteeringInfo(NamedTuple):
     evaluated: Array          # whether a potential was evaluated at this step
     reward_mean: Array        # weighted mean of the latest reward estimate
     reward_max: Array
-    nfe: int                  # denoiser evaluations (all particles, all steps)
+    nfe: int                  # denoiser forward passes (all particles, all steps)
     num_reward_evaluations: int
     num_host_reward_calls: int
 
@@ -297,6 +297,10 @@ def fk(key, prior, reward, num_particles: int, *, potential: str = "max", temper
     host_after = _host_counts(reward)
     smc: SMCInfo = res.info
     nfe = int(num_particles * np.sum(prior.nfe_per_step))
+    if proposal == "gradient":
+        # The guided mean differentiates r(E[x_0 | x_t]): one more denoiser forward pass
+        # (plus its backward pass) per particle and step.
+        nfe += num_particles * prior.num_steps
     draws = num_reward_draws if isinstance(prior, MaskedDiffusionPrior) else 1
     num_evals = int(num_particles * ((evaluated[:-1].sum()) * draws + 1))
     info = SteeringInfo(smc.ess, smc.resampled, smc.ancestors, smc.log_evidence_increment,

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from probinfer.diffusion.categorical import categorical
 from probinfer.diffusion.masked import MaskedDiffusionPrior
+from probinfer.particles.weights import log_mean_exp
 
 
 class HostReward:
@@ -97,6 +98,5 @@ def intermediate_reward(key, prior, reward, x, denoised, inverse_temperature, nu
         draws = denoised_samples(key, prior, x, denoised, num_draws)
         rewards = batch_reward(reward, draws.reshape((-1,) + draws.shape[2:]))
         rewards = rewards.reshape(num_draws, x.shape[0])
-        lme = jax.scipy.special.logsumexp(inverse_temperature * rewards, axis=0)
-        return (lme - jnp.log(num_draws)) / inverse_temperature
+        return log_mean_exp(inverse_temperature * rewards, axis=0) / inverse_temperature
     return batch_reward(reward, denoised)

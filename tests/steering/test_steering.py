@@ -280,3 +280,10 @@ def test_steering_result_to_arviz(key):
     assert idata.posterior["x"].shape == (1, 64, 2)
     assert idata.smc_steps["reward_mean"].shape == (21,)
     assert idata.attrs["nfe"] == 64 * 20
+
+
+def test_gradient_proposal_counts_its_extra_denoiser_passes(key):
+    prior = pi.diffusion.GaussianMixturePrior(MIX, num_steps=20)
+    plain = pi.steer.fk(key, prior, quadratic, 50)
+    guided = pi.steer.fk(key, prior, quadratic, 50, proposal="gradient")
+    assert plain.info.nfe == 50 * 20 and guided.info.nfe == 2 * 50 * 20
