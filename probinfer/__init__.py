@@ -16,6 +16,17 @@ from probinfer.targets import (Gaussian, GaussianMixture, GeometricPath, Target,
 
 __version__ = "0.1.0"
 
+# Application packages are imported on first attribute access (PEP 562): they pull in
+# optional dependencies (pandas, pymoo, gpytorch, POT) that ``import probinfer`` must not.
+_LAZY_SUBPACKAGES = ("dmcmc", "importance", "bridges", "gpdp", "design", "compare", "plot")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBPACKAGES:
+        import importlib
+        return importlib.import_module(f"probinfer.{name}")
+    raise AttributeError(f"module 'probinfer' has no attribute {name!r}")
+
 __all__ = ["Target", "from_logdensity", "tilt", "geometric_path", "GeometricPath", "Gaussian",
            "GaussianMixture", "Result", "smc", "ssm", "steer", "particles", "diagnostics",
            "diffusion", "zoo", "kernels", "from_numpyro"]

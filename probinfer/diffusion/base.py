@@ -104,6 +104,30 @@ class DiffusionPrior:
         """Denoiser evaluations per particle of ``transition`` at each step, ``(num_steps,)``."""
         raise NotImplementedError
 
+    def init_memory(self, x: Array):
+        """Per-particle sampler memory at step 0 for particles ``x`` (a pytree whose leaves
+        have the leading particle axis), e.g. a multistep solver's earlier denoised values.
+
+        One-step samplers keep none: ``()``. Runners carry the memory with the particles,
+        so when SMC resamples a particle its history moves with it.
+        """
+        return ()
+
+    def transition_with_memory(self, key: PRNGKey, x: Array, denoised: Array, memory, step):
+        """One reverse step that reads and updates the sampler memory:
+        ``(x_next, memory_next)``. One-step samplers ignore the memory."""
+        return self.transition_given_denoised(key, x, denoised, step), memory
+
+    def clean_draws(self, key: PRNGKey, x: Array, denoised: Array, num_draws: int) -> Array:
+        """Estimates of the clean sample given particles at an intermediate step, shape
+        ``(m, n, *event_shape)``, for intermediate rewards.
+
+        Continuous priors return the posterior mean ``E[x_0 | x_t]`` once (``m = 1``, the
+        FK-steering convention ``r(E[x_0 | x_t])``); priors that can draw ``x_0 | x_t``
+        exactly (masked diffusion) return ``m = num_draws`` draws.
+        """
+        raise NotImplementedError
+
     def transition(self, key: PRNGKey, x: Array, step) -> Array:
         """One reverse step: particles at ``step`` -> particles at ``step + 1``."""
         self.check_particles(x)
@@ -214,6 +238,10 @@ class ContinuousDiffusionPrior(DiffusionPrior):
         """``N(0, sigmas[0]² I)``: the usual start, exact when ``alphas[0] x_0`` is negligible."""
         z = jax.random.normal(key, (num_samples,) + self.event_shape, self.dtype)
         return self.sigmas[0] * z
+
+    def clean_draws(self, key, x, denoised, num_draws):
+        """``E[x_0 | x_t]`` once, shape ``(1, n, *event_shape)`` (see the base class)."""
+        return denoised[None]
 
     def score(self, x, step):
         """``∇_x log p_step(x)`` (for ``step < num_steps``), from the denoiser by Tweedie."""

@@ -100,6 +100,13 @@ class MaskedDiffusionPrior(DiffusionPrior):
             raise TypeError(f"masked-diffusion particles must be integer tokens, got dtype "
                             f"{jnp.asarray(x).dtype}")
 
+    def clean_draws(self, key, x, denoised, num_draws):
+        """``num_draws`` draws of ``x_0 | x_t``, ``(num_draws, n, length)``: unmasked
+        positions are kept, masked ones drawn from the denoiser's probabilities."""
+        keys = jax.random.split(key, num_draws)
+        masked = x == self.mask_id
+        return jax.vmap(lambda k: jnp.where(masked, categorical(k, denoised), x))(keys)
+
     def _unmask_probability(self, step):
         a_s, a_t = self.unmasked[step], self.unmasked[step + 1]
         return (a_t - a_s) / (1.0 - a_s)
