@@ -10,8 +10,9 @@ from probinfer.particles.tempered import TemperedInfo, TemperedState, tempered
 from probinfer.particles.tempered import init as tempered_init
 from probinfer.particles.tempered import loop as tempered_loop
 from probinfer.particles.tempered import step as tempered_step
+from probinfer.particles.replicate import replicate
 
-__all__ = ["FeynmanKac", "SMCState", "SMCInfo", "init", "step", "scan", "run",
+__all__ = ["replicate", "FeynmanKac", "SMCState", "SMCInfo", "init", "step", "scan", "run",
            "ResamplingPolicy", "always", "never", "ess_below", "every", "at_steps",
            "tempered", "tempered_init", "tempered_step", "tempered_loop", "TemperedState",
            "TemperedInfo"]

@@ -2,8 +2,15 @@
 
 ArviZ expects equally weighted draws with ``(chain, draw)`` axes. Weighted particles are
 therefore resampled (systematically, with the given key) into one chain; the original
-normalised log-weights go to ``sample_stats`` and per-step SMC traces to a ``smc_steps``
-group, with the log-evidence and the ESS of the weights in the attributes.
+normalised log-weights go to ``sample_stats``, the log-evidence and the ESS of the weights
+to the attributes. Results stacked over independent replicates (a leading replicate axis
+on every array, as :func:`probinfer.smc.replicate` returns) become one chain each.
+
+Per-step traces come from one protocol, whatever the sampler: when ``result.info`` has a
+``traces()`` method it returns ``(per_step, counters)``, a dict of arrays (or pytrees)
+with a leading step axis and a dict of numbers. One-dimensional traces go to
+``sample_stats`` along an ``smc_step`` dimension, every trace to an ``smc_steps`` group,
+counters to the attributes. This module knows no Info type.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import jax
 
 def _is_uniform(log_weights) -> bool:
     lw = np.asarray(log_weights)
-    return bool(np.allclose(lw, lw[0], atol=1e-6))
+    return bool(np.allclose(lw, lw[..., :1], atol=1e-6))
 
 
 def _leaves_as_dict(samples, var_name):
@@ -26,79 +33,6 @@ def _leaves_as_dict(samples, var_name):
     return {f"{var_name}_{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
 
 
-def to_arviz(result, key=None, var_name: str = "x", constrain=None):
-    """Convert a :class:`~probinfer.Result` to ``arviz.InferenceData``.
-
-    Parameters
-    ----------
-    result : the Result.
-    key : PRNG key for resampling weighted particles to equal weights (default key 0).
-    var_name : variable name for array samples (dict samples keep their keys).
-    constrain : optional function ``one sample -> dict`` applied (vmapped) before conversion,
-        e.g. the map back to constrained NumPyro sites. Default: ``result.info.constrain``
-        where the sampler stored one (tempered SMC on a ``from_numpyro`` model).
-
-    For tempered SMC (:class:`~probinfer.smc.TemperedInfo`) the per-step traces (tempering
-    exponent, ESS, log-evidence increment, acceptance rate, step size) go to
-    ``sample_stats`` along an ``smc_step`` dimension and to the ``smc_steps`` group.
-    """
-    import arviz as az
-    from probinfer.particles.resampling import systematic
-    from probinfer.particles.smc import SMCInfo
-    from probinfer.particles.tempered import TemperedInfo
-    from probinfer.particles.weights import ess
-
-    samples = result.samples
-    log_weights = result.log_weights
-    resampled = not _is_uniform(log_weights)
-    if constrain is None:
-        constrain = getattr(result.info, "constrain", None)
-    if resampled:
-        key = jax.random.key(0) if key is None else key
-        ancestors = systematic(key, log_weights, log_weights.shape[0])
-        samples = jax.tree_util.tree_map(lambda leaf: leaf[ancestors], samples)
-    if constrain is not None:
-        samples = jax.vmap(constrain)(samples)
-    posterior = {name: v[None] for name, v in _leaves_as_dict(samples, var_name).items()}
-    sample_stats = {"log_weight": np.asarray(log_weights)[None]}
-    attrs = {
-        "log_evidence": float(result.log_evidence),
-        "ess": float(ess(log_weights)),
-        "resampled_to_equal_weights": int(resampled),
-        "inference_library": "probinfer",
-    }
-    idata = az.from_dict(posterior=posterior, sample_stats=sample_stats, attrs=attrs)
-    if isinstance(result.info, SMCInfo):
-        import xarray as xr
-        steps = np.arange(np.asarray(result.info.ess).shape[0])
-        traces = xr.Dataset({
-            "ess": ("step", np.asarray(result.info.ess)),
-            "resampled": ("step", np.asarray(result.info.resampled)),
-            "log_evidence_increment": ("step", np.asarray(result.info.log_evidence_increment)),
-        }, coords={"step": steps})
-        idata.add_groups({"smc_steps": traces})
-    if hasattr(result.info, "traces"):
-        # Any info may contribute per-step traces and counters without diagnostics having
-        # to know its type (e.g. steering's SteeringInfo).
-        import xarray as xr
-        traces, counters = result.info.traces()
-        length = len(next(iter(traces.values())))
-        idata.add_groups({"smc_steps": xr.Dataset(
-            {name: ("step", np.asarray(v)) for name, v in traces.items()},
-            coords={"step": np.arange(length)})})
-        idata.attrs.update({name: int(v) for name, v in counters.items()})
-    if isinstance(result.info, TemperedInfo):
-        traces = _tempered_traces(result.info)
-        idata.sample_stats = idata.sample_stats.assign(
-            {name: ("smc_step", values) for name, values in traces.items()})
-        idata.sample_stats.attrs["log_evidence"] = float(result.log_evidence)
-        import xarray as xr
-        idata.add_groups({"smc_steps": xr.Dataset(
-            {name: ("step", values) for name, values in traces.items()},
-            coords={"step": np.arange(1, len(traces["tempering_exponent"]) + 1)})})
-    return idata
-
-
 def _numbered(name, tree):
     leaves = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(tree)]
     if len(leaves) == 1:
@@ -106,17 +40,104 @@ def _numbered(name, tree):
     return {f"{name}_{i}": leaf for i, leaf in enumerate(leaves)}
 
 
-def _tempered_traces(info) -> dict:
-    """Per-step scalar traces of a tempered SMC run (steps after beta = 0)."""
-    from probinfer.kernels.base import KernelParams
-    step_sizes = [p.step_size for p in jax.tree_util.tree_leaves(
-        info.kernel_params, is_leaf=lambda node: isinstance(node, KernelParams))
-        if isinstance(p, KernelParams)]
-    traces = {
-        "tempering_exponent": np.asarray(info.beta),
-        "ess": np.asarray(info.ess),
-        "log_evidence_increment": np.asarray(info.log_evidence_increment),
+def info_traces(info) -> tuple[dict, dict]:
+    """``info.traces()`` flattened to named NumPy arrays, or empty dicts without one."""
+    traces = getattr(info, "traces", None)
+    if not callable(traces):
+        return {}, {}
+    per_step, counters = traces()
+    flat = {}
+    for name, value in per_step.items():
+        if value is not None:
+            flat.update(_numbered(str(name), value))
+    return flat, dict(counters)
+
+
+def _one_chain(result, key, constrain):
+    """Equally weighted samples ``(N, ...)`` of one result, and whether it was resampled."""
+    resampled = not _is_uniform(result.log_weights)
+    samples = result.resample(key).samples if resampled else result.samples
+    if constrain is not None:
+        samples = jax.vmap(constrain)(samples)
+    return samples, resampled
+
+
+def to_arviz(result, key=None, var_name: str = "x", constrain=None):
+    """Convert a :class:`~probinfer.Result` to ``arviz.InferenceData``.
+
+    Parameters
+    ----------
+    result : the Result; a Result of replicates (``log_weights`` of shape ``(R, N)``, every
+        array with a leading replicate axis) gives ``R`` chains of ``N`` draws.
+    key : PRNG key for resampling weighted particles to equal weights (default key 0).
+    var_name : variable name for array samples (dict samples keep their keys).
+    constrain : optional function ``one sample -> dict`` applied (vmapped) before conversion,
+        e.g. the map back to constrained NumPyro sites. Default: the result's own map
+        (``result.constrain_fn``, set by samplers run on a ``from_numpyro`` model).
+
+    Example
+    -------
+    >>> import jax, jax.numpy as jnp, probinfer as pi
+    >>> res = pi.Result(jnp.zeros((8, 2)), jnp.full(8, -jnp.log(8.0)), jnp.asarray(0.0))
+    >>> res.to_arviz().posterior["x"].shape
+    (1, 8, 2)
+    """
+    import arviz as az
+
+    log_weights = np.asarray(result.log_weights)
+    if log_weights.ndim not in (1, 2):
+        raise ValueError("result.log_weights must have shape (N,) or (replicates, N), got "
+                         f"{log_weights.shape}")
+    if constrain is None:
+        constrain = result.constrain_fn or getattr(result.info, "constrain", None)
+    key = jax.random.key(0) if key is None else key
+    if log_weights.ndim == 1:
+        samples, resampled = _one_chain(result, key, constrain)
+        chains = [_leaves_as_dict(samples, var_name)]
+        evidence = float(result.log_evidence)
+    else:
+        chains, resampled = [], False
+        for r, chain_key in enumerate(jax.random.split(key, log_weights.shape[0])):
+            one = jax.tree_util.tree_map(lambda leaf: leaf[r], result._replace(info=None))
+            samples, chain_resampled = _one_chain(one, chain_key, constrain)
+            chains.append(_leaves_as_dict(samples, var_name))
+            resampled = resampled or chain_resampled
+        evidence = np.asarray(result.log_evidence)
+    posterior = {name: np.stack([chain[name] for chain in chains]) for name in chains[0]}
+    sample_stats = {"log_weight": log_weights.reshape((-1, log_weights.shape[-1]))}
+    per_step, counters = info_traces(result.info)
+    ess = np.asarray(result.ess if log_weights.ndim == 1
+                     else jax.vmap(lambda lw: result._replace(log_weights=lw).ess)(
+                         result.log_weights))
+    attrs = {
+        "log_evidence": float(evidence) if np.ndim(evidence) == 0 else evidence.tolist(),
+        "ess": float(ess) if ess.ndim == 0 else ess.tolist(),
+        "resampled_to_equal_weights": int(resampled),
+        "inference_library": "probinfer",
     }
-    traces.update(_numbered("acceptance_rate", info.acceptance_rate))
-    traces.update(_numbered("step_size", step_sizes))
-    return traces
+    attrs.update({name: _attr(value) for name, value in counters.items()})
+    idata = az.from_dict(posterior=posterior, sample_stats=sample_stats, attrs=attrs)
+    if per_step and log_weights.ndim == 1:
+        idata.sample_stats = idata.sample_stats.assign(
+            {name: ("smc_step", v) for name, v in per_step.items() if v.ndim == 1})
+        idata.sample_stats.attrs["log_evidence"] = attrs["log_evidence"]
+        idata.add_groups({"smc_steps": _steps_dataset(per_step, ("step",))})
+    elif per_step:
+        idata.add_groups({"smc_steps": _steps_dataset(per_step, ("chain", "step"))})
+    return idata
+
+
+def _steps_dataset(per_step, leading):
+    import xarray as xr
+
+    data = {}
+    for name, value in per_step.items():
+        dims = leading + tuple(f"{name}_dim_{i}" for i in range(value.ndim - len(leading)))
+        data[name] = (dims, value)
+    length = next(iter(per_step.values())).shape[len(leading) - 1]
+    return xr.Dataset(data, coords={"step": np.arange(length)})
+
+
+def _attr(value):
+    value = np.asarray(value)
+    return value.item() if value.ndim == 0 else value.tolist()

@@ -1,5 +1,7 @@
 """Result.to_arviz: shapes, weights, SMC traces; ArviZ's own summary works on it."""
 
+from typing import NamedTuple
+
 import numpy as np
 import jax
 import jax.numpy as jnp
@@ -22,7 +24,6 @@ def test_to_arviz_weighted_result(key):
     assert idata.attrs["resampled_to_equal_weights"] == 1
     np.testing.assert_allclose(idata.attrs["log_evidence"], float(res.log_evidence))
     assert idata.sample_stats["log_weight"].shape == (1, 400)
-    assert idata.smc_steps["ess"].shape == (12,)
     summary = az.summary(idata, kind="stats")
     # The resampled posterior mean agrees with the weighted mean up to resampling noise.
     weighted = float(res.mean()[0])
@@ -38,3 +39,30 @@ def test_to_arviz_dict_samples_and_constrain(key):
     assert idata.attrs["resampled_to_equal_weights"] == 0
     idata = res.to_arviz(constrain=lambda s: {"scale": jnp.exp(s["b"])})
     np.testing.assert_allclose(idata.posterior["scale"].values, np.e, rtol=1e-6)
+
+
+class _StepInfo(NamedTuple):
+    """Any info type: diagnostics only knows the ``traces()`` protocol."""
+
+    ess: jax.Array
+    ancestors: jax.Array
+    nfe: int
+
+    def traces(self):
+        return {"ess": self.ess, "ancestors": self.ancestors, "pair": (self.ess, self.ess)}, \
+            {"nfe": self.nfe}
+
+
+def test_to_arviz_uses_the_traces_protocol(key):
+    info = _StepInfo(jnp.arange(5.0), jnp.zeros((5, 20), jnp.int32), 100)
+    res = pi.Result(jax.random.normal(key, (20,)), jnp.full(20, -np.log(20.0)),
+                    jnp.asarray(-1.5), info)
+    idata = res.to_arviz()
+    np.testing.assert_array_equal(idata.smc_steps["ess"].values, np.arange(5.0))
+    assert idata.smc_steps["ancestors"].shape == (5, 20)
+    assert set(idata.smc_steps.data_vars) == {"ess", "ancestors", "pair_0", "pair_1"}
+    assert idata.sample_stats["ess"].dims == ("smc_step",)
+    assert idata.attrs["nfe"] == 100
+    # An info without the protocol is skipped, not an error.
+    plain = res._replace(info=(1, 2)).to_arviz()
+    assert "smc_steps" not in plain.groups()
