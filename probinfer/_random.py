@@ -69,6 +69,22 @@ THREEFRY_UNROLLED = define_prng_impl(
     fold_in=threefry_prng_impl.fold_in, name="threefry2x32_unrolled", tag="fryu")
 
 
+def as_key(key):
+    """A PRNG key from a key or an integer seed (``jax.random.key(seed)``, as NumPyro does).
+
+    Raises ``TypeError`` for anything else, saying what a key is.
+    """
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return jax.random.key(int(key))
+    if hasattr(key, "dtype") and (jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+                                  or (key.dtype == jnp.uint32 and key.shape[-1:] == (2,))):
+        return key
+    raise TypeError(f"key must be a PRNG key (jax.random.key(seed)) or an integer seed, got "
+                    f"{type(key).__name__}"
+                    + (f" of dtype {key.dtype} and shape {key.shape}" if hasattr(key, "dtype")
+                       else ""))
+
+
 def fast_key(key):
     """The same key in the unrolled implementation, on CPU, for typed Threefry keys.
 
