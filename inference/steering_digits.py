@@ -1,12 +1,17 @@
 """Steering the shipped digits DDPM to a chosen class with the classifier reward.
 
-Prior: ``pi.zoo.load_prior("digits-ddpm")`` (DDPM ancestral = DDIM eta 1, stochastic, so
-resampled copies diverge). Reward: ``log p(class | x_0)`` from the shipped
-``digits-classifier``, a batched host (torch) reward. For k in {1, 2, 4, 8, 16} particles
-at equal steps, FK steering (``max`` potential, the default five evaluations) against
-best-of-N with the same number of denoiser evaluations (n = k): mean reward and
-class accuracy (the classifier's argmax equals the target class) of the returned sample,
-over independent runs. Sample grids go to ``docs/results/steering_digits.png``.
+Prior: ``pi.zoo.load_prior("digits-ddpm", differentiable=True)`` (its default DDPM
+ancestral sampler is stochastic, so resampled copies diverge; ``differentiable`` lets
+gradients flow through the denoiser). Reward: ``pi.zoo.load_reward("digits-classifier",
+target)``, ``log p(class | x_0)`` from the shipped classifier as a differentiable torch
+reward (one batched host call per step, gradients by torch autograd). For k particles at
+equal steps: FK steering with the prior proposal, gradient-guided FK
+(``proposal="gradient"``: the transition mean is shifted by ``std² ∇ λ r(E[x_0|x_t])``,
+the proposal ratio enters the weights), and best-of-N (n = k); both FK rows use the
+default potential and evaluation steps. Reported: mean reward and class accuracy of the
+returned sample over independent runs, and the denoiser passes per run (gradient guidance
+adds one forward and one backward pass per particle per step). Sample grids go to
+``docs/results/steering_digits.png``.
 
 Run: ``.venv/bin/python inference/steering_digits.py [--quick]``.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,17 +32,7 @@ import probinfer as pi
 OUT = Path(__file__).resolve().parents[1] / "docs" / "results"
 
 
-def classifier_reward(target: int):
-    import torch
-
-    classifier = pi.zoo.load("digits-classifier").module
-
-    def log_prob(xs):
-        x = torch.as_tensor(np.array(xs, dtype=np.float32)).reshape(-1, 1, 8, 8)
-        with torch.inference_mode():
-            return torch.log_softmax(classifier(x), dim=-1)[:, target].numpy()
-
-    return pi.steer.host_reward(log_prob)
+METHODS = ("FK steering", "FK + gradient", "best-of-N")
 
 
 def pick(res, key):
@@ -51,31 +47,34 @@ def main():
     parser.add_argument("--target", type=int, default=3)
     parser.add_argument("--temperature", type=float, default=0.25,
                         help="target ∝ p(x) p(class | x)^(1/temperature)")
+    parser.add_argument("--runs", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=None)
     args = parser.parse_args()
     import torch
     torch.set_num_threads(1)
     ks = [1, 2, 4] if args.quick else [1, 2, 4, 8, 16]
-    runs = 8 if args.quick else 64
-    steps = 25 if args.quick else 50
-    prior = pi.zoo.load_prior("digits-ddpm", num_steps=steps, sampler="ddpm")
-    reward = classifier_reward(args.target)
+    runs = args.runs or (8 if args.quick else 32)
+    steps = args.steps or 25
+    prior = pi.zoo.load_prior("digits-ddpm", num_steps=steps, differentiable=True)
+    reward = pi.zoo.load_reward("digits-classifier", target=args.target)
+    score = jax.jit(jax.vmap(reward))
     rows, grids = [], {}
     for k in ks:
-        for method in ("FK steering", "best-of-N"):
-            chosen, rewards = [], []
+        for method in METHODS:
+            chosen, nfe = [], []
             for r in range(runs):
                 key = jax.random.key(1000 * k + r)
-                if method == "FK steering":
-                    res = pi.steer.fk(key, prior, reward, k, potential="max",
-                                      temperature=args.temperature)
-                else:
+                if method == "best-of-N":
                     res = pi.steer.best_of_n(key, prior, reward, k)
-                x = pick(res, jax.random.fold_in(key, 7))
-                chosen.append(np.asarray(x))
+                else:
+                    res = pi.steer.fk(key, prior, reward, k, temperature=args.temperature,
+                                      proposal="gradient" if "gradient" in method else "prior")
+                nfe.append(int(res.info.nfe))
+                chosen.append(np.asarray(pick(res, jax.random.fold_in(key, 7))))
             chosen = np.stack(chosen)
-            rewards = np.asarray(reward.fn(chosen))
+            rewards = np.asarray(score(jnp.asarray(chosen)))
             accuracy = float(np.mean(rewards > np.log(0.5)))
-            rows.append((method, k, k * steps, float(rewards.mean()),
+            rows.append((method, k, float(np.mean(nfe)), float(rewards.mean()),
                          float(rewards.std(ddof=1) / np.sqrt(runs)), accuracy))
             grids[(method, k)] = chosen[:8]
             print(rows[-1], flush=True)
@@ -87,32 +86,55 @@ def write(rows, grids, ks, steps, runs, args):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     OUT.mkdir(parents=True, exist_ok=True)
-    methods = ("FK steering", "best-of-N")
-    fig, axes = plt.subplots(len(ks) * 2, 8, figsize=(8, 2 * len(ks)))
+    methods = METHODS
+    fig, axes = plt.subplots(len(ks) * len(methods), 8, figsize=(8, 1.1 * len(ks) * len(methods)))
     for i, (k, method) in enumerate((k, m) for k in ks for m in methods):
         for j in range(8):
             ax = axes[i, j]
             ax.imshow(grids[(method, k)][j].reshape(8, 8), cmap="gray_r", vmin=-1, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
-        axes[i, 0].set_ylabel(f"{method.split()[0]}\nk={k}", fontsize=7)
+        label = {"FK steering": "FK", "FK + gradient": "FK+grad", "best-of-N": "BoN"}[method]
+        axes[i, 0].set_ylabel(f"{label}\nk={k}", fontsize=7)
     fig.suptitle(f"target class {args.target}", fontsize=9)
     fig.tight_layout()
     fig.savefig(OUT / "steering_digits.png", dpi=110)
     lines = ["# Steering the digits DDPM to a class", "",
              f"Command: `.venv/bin/python inference/steering_digits.py"
-             f"{' --quick' if args.quick else ''}` — CPU ({os.cpu_count()} cores, shared); "
-             f"prior `digits-ddpm`, DDPM ancestral, {steps} steps; reward log p(class = "
-             f"{args.target} | x0) from `digits-classifier`, FK temperature {args.temperature} "
-             f"(target ∝ p(x) p(class | x)^{1 / args.temperature:g}); {runs} independent runs per "
-             "cell; one sample returned per run (FK: drawn from the final weights).", "",
+             f"{''.join(' ' + a for a in sys.argv[1:])}` — CPU ({os.cpu_count()} cores, shared); "
+             f"prior `digits-ddpm` (`pi.zoo.load_prior`, default DDPM ancestral sampler), "
+             f"{steps} steps; reward `pi.zoo.load_reward(\"digits-classifier\", target="
+             f"{args.target})` = log p(class = {args.target} | x0), a differentiable torch "
+             f"reward; FK temperature {args.temperature} (target ∝ p(x) p(class | x)^"
+             f"{1 / args.temperature:g}), default potential and evaluation steps; {runs} "
+             "independent runs per cell; one sample returned per run (FK: drawn from the final "
+             "weights).", "",
              "Accuracy = fraction of returned samples the classifier assigns to the target "
-             "class with probability > 1/2.", "",
+             "class with probability > 1/2. NFE = denoiser passes per run (`res.info.nfe`; "
+             "gradient guidance counts its extra forward and backward passes).", "",
              "| method | k | NFE | mean reward | MCSE | accuracy |", "|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {m} | {k} | {n} | {r:.3f} | {s:.3f} | {a:.2f} |" for m, k, n, r, s, a in rows]
+    lines += [f"| {m} | {k} | {n:.0f} | {r:.3f} | {s:.3f} | {a:.2f} |"
+              for m, k, n, r, s, a in rows]
+    lines += ["", _verdict(rows)]
     text = "\n".join(lines) + "\n"
     (OUT / "steering_digits.md").write_text(text)
     print(text)
+
+
+def _verdict(rows) -> str:
+    """Fewest gradient-guided particles reaching plain FK's accuracy at its largest k."""
+    plain = [(k, a) for m, k, _, _, _, a in rows if m == "FK steering"]
+    guided = [(k, a, n) for m, k, n, _, _, a in rows if m == "FK + gradient"]
+    k_max, goal = max(plain)
+    nfe_plain = next(n for m, k, n, _, _, _ in rows if m == "FK steering" and k == k_max)
+    reached = [(k, a, n) for k, a, n in guided if a >= goal]
+    if not reached:
+        best = max(guided, key=lambda r: r[1])
+        return (f"Gradient-guided FK does not reach plain FK's accuracy {goal:.2f} (k = "
+                f"{k_max}) at any k tried; its best is {best[1]:.2f} at k = {best[0]}.")
+    k, a, n = min(reached)
+    return (f"Gradient-guided FK reaches plain FK's accuracy at k = {k_max} ({goal:.2f}) "
+            f"with k = {k} particles ({a:.2f}; {n:.0f} denoiser passes against {nfe_plain:.0f}).")
 
 
 if __name__ == "__main__":

@@ -134,6 +134,19 @@ class DigitsClassifier(nn.Module):
         return self.head(self.dropout(self.features(x)))
 
 
+class ClassLogProbability(nn.Module):
+    """``log p(target | x)`` of a classifier returning logits ``(B, num_classes)``: a
+    reward ``(B, 1, 8, 8) -> (B,)`` for steering towards one class."""
+
+    def __init__(self, classifier: nn.Module, target: int):
+        super().__init__()
+        self.classifier = classifier
+        self.target = int(target)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(self.classifier(x), dim=-1)[:, self.target]
+
+
 def build(kind: str, architecture: dict) -> nn.Module:
     """Instantiate the network named ``kind`` from the ``architecture`` section of a config."""
     networks = {"DigitsDenoiser": DigitsDenoiser, "DigitsClassifier": DigitsClassifier}

@@ -19,23 +19,30 @@ Shipped models:
 
 :func:`load_prior` returns a shipped diffusion model as a ready
 :class:`~probinfer.diffusion.TorchDenoiser` prior (schedule, prediction type and sample
-shape read from its config).
+shape read from its config), with the stochastic DDPM sampler by default so that it can be
+steered; :func:`load_reward` returns the shipped classifier as a differentiable steering
+reward ``log p(target | x)``.
 
 torch is imported lazily: ``import probinfer`` works without it; :func:`load` and
 :func:`load_prior` need the ``probinfer[torch]`` extra. :func:`digits` needs only scikit-learn.
 """
 
-from __future__ import annotations
+# Standard-library and NumPy names are imported under private aliases so that the public
+# namespace ``pi.zoo`` holds only what ``__all__`` lists.
+import hashlib as _hashlib
+import json as _json
+import os as _os
+import sys as _sys
+import sysconfig as _sysconfig
+from pathlib import Path as _Path
+from typing import Any as _Any
+from typing import NamedTuple as _NamedTuple
 
-import hashlib
-import json
-import os
-import sys
-import sysconfig
-from pathlib import Path
-from typing import Any, NamedTuple
+import numpy as _np
 
-import numpy as np
+__all__ = ["MODELS", "ZooModel", "available", "model_dir", "load", "load_weights", "read_config",
+           "weights_manifest", "digits", "load_prior", "load_reward", "WEIGHTS_FILE",
+           "CONFIG_FILE", "CARD_FILE", "DIGITS_TEST_FRACTION", "DIGITS_SPLIT_SEED"]
 
 MODELS = {"digits-ddpm": "digits_ddpm", "digits-classifier": "digits_classifier"}
 
@@ -48,7 +55,7 @@ DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
 
 
-class ZooModel(NamedTuple):
+class ZooModel(_NamedTuple):
     """A loaded zoo model.
 
     Attributes
@@ -58,10 +65,10 @@ class ZooModel(NamedTuple):
     weights_path, card_path : where the weights and the model card were found.
     """
 
-    module: Any
+    module: _Any
     config: dict
-    weights_path: Path
-    card_path: Path
+    weights_path: _Path
+    card_path: _Path
 
 
 def available() -> list[str]:
@@ -69,17 +76,17 @@ def available() -> list[str]:
     return sorted(MODELS)
 
 
-def _search_roots() -> list[Path]:
+def _search_roots() -> list[_Path]:
     """Folders that may hold ``<model dir>/``: the checkout first, then installed data."""
-    roots = [Path(__file__).resolve().parents[1] / "models"]
-    schemes = [None, f"{os.name}_user"]
+    roots = [_Path(__file__).resolve().parents[1] / "models"]
+    schemes = [None, f"{_os.name}_user"]
     for scheme in schemes:
         try:
-            data = sysconfig.get_path("data", scheme) if scheme else sysconfig.get_path("data")
+            data = _sysconfig.get_path("data", scheme) if scheme else _sysconfig.get_path("data")
         except KeyError:
             continue
-        roots.append(Path(data) / "share" / "probinfer" / "models")
-    roots.append(Path(sys.prefix) / "share" / "probinfer" / "models")
+        roots.append(_Path(data) / "share" / "probinfer" / "models")
+    roots.append(_Path(_sys.prefix) / "share" / "probinfer" / "models")
     unique = []
     for root in roots:
         if root not in unique:
@@ -87,7 +94,7 @@ def _search_roots() -> list[Path]:
     return unique
 
 
-def model_dir(name: str, models_dir=None) -> Path:
+def model_dir(name: str, models_dir=None) -> _Path:
     """The folder holding the files of zoo model ``name``.
 
     ``models_dir``, when given, is the only place searched (a folder laid out like the
@@ -102,7 +109,7 @@ def model_dir(name: str, models_dir=None) -> Path:
     if not isinstance(name, str) or name not in MODELS:
         raise ValueError(f"name must be one of {available()}, got {name!r}")
     searched = []
-    roots = [Path(models_dir)] if models_dir is not None else _search_roots()
+    roots = [_Path(models_dir)] if models_dir is not None else _search_roots()
     for root in roots:
         folder = root / MODELS[name]
         searched.append(str(folder))
@@ -124,19 +131,19 @@ def _import_torch():
     return torch
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def _sha256(path: _Path) -> str:
+    digest = _hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def weights_manifest(path: Path, state: dict) -> dict:
+def weights_manifest(path: _Path, state: dict) -> dict:
     """The ``weights`` block of a model's ``config.json``: file, dtype, SHA-256, parameter
     count and tensor shapes — what :func:`load_weights` validates against. Written by the
     training scripts in ``models/``."""
-    path = Path(path)
+    path = _Path(path)
     return {
         "file": WEIGHTS_FILE, "dtype": "float32", "sha256": _sha256(path),
         "num_parameters": int(sum(v.numel() for v in state.values())),
@@ -146,10 +153,10 @@ def weights_manifest(path: Path, state: dict) -> dict:
 
 def read_config(path) -> dict:
     """Parse a zoo ``config.json`` and check it has the sections :func:`load` needs."""
-    path = Path(path)
+    path = _Path(path)
     try:
-        config = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        config = _json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, _json.JSONDecodeError) as err:
         raise ValueError(f"cannot read zoo config {path}: {err}") from err
     missing = [k for k in ("name", "network", "architecture", "weights") if k not in config]
     if missing or not isinstance(config.get("weights"), dict) \
@@ -170,7 +177,7 @@ def load_weights(path, config: dict, module) -> None:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    path = Path(path)
+    path = _Path(path)
     expected_hash = config["weights"].get("sha256")
     if expected_hash is not None and _sha256(path) != expected_hash:
         raise ValueError(
@@ -258,7 +265,7 @@ def load(name: str, device: str = "cpu", models_dir=None) -> ZooModel:
                     card_path=folder / CARD_FILE)
 
 
-def digits(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+def digits(split: str = "test") -> tuple[_np.ndarray, _np.ndarray]:
     """scikit-learn's 8×8 digits in the zoo's data scaling and fixed split.
 
     Parameters
@@ -285,8 +292,8 @@ def digits(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     if split not in ("train", "test", "all"):
         raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
     data = load_digits()
-    images = (data.images.astype(np.float32) / 8.0 - 1.0)[:, None, :, :]
-    labels = data.target.astype(np.int64)
+    images = (data.images.astype(_np.float32) / 8.0 - 1.0)[:, None, :, :]
+    labels = data.target.astype(_np.int64)
     if split == "all":
         return images, labels
     train_x, test_x, train_y, test_y = train_test_split(
@@ -295,7 +302,7 @@ def digits(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     return (train_x, train_y) if split == "train" else (test_x, test_y)
 
 
-def load_prior(name: str = "digits-ddpm", num_steps: int = 50, sampler="ddim",
+def load_prior(name: str = "digits-ddpm", num_steps: int = 50, sampler="ddpm",
                spacing: str = "trailing", device: str = "cpu", models_dir=None, **kwargs):
     """A shipped diffusion model as a ready :class:`~probinfer.diffusion.TorchDenoiser`.
 
@@ -305,11 +312,17 @@ def load_prior(name: str = "digits-ddpm", num_steps: int = 50, sampler="ddim",
     ``(1, 8, 8)`` in ``[-1, 1]``). The default ``"trailing"`` grid (999, 979, ... for 50
     steps) is the one the model card's quality numbers were measured on.
 
+    The default sampler is ``"ddpm"`` (ancestral, stochastic): steering (``pi.steer.fk``,
+    SVDD) resamples particles and needs the copies of a resampled particle to move apart,
+    which a deterministic sampler never does. Pass ``sampler="ddim"`` for deterministic
+    unguided sampling (the model card's quality table uses it).
+
     Parameters
     ----------
     name : a zoo diffusion model (``"digits-ddpm"``).
     num_steps : number of reverse transitions.
-    sampler : ``"ddim"`` (eta 0), ``"ddpm"``, ``pi.diffusion.DDIM(eta=...)``, ... .
+    sampler : ``"ddpm"`` (default, stochastic), ``"ddim"`` (eta 0, deterministic),
+        ``pi.diffusion.DDIM(eta=...)``, ... .
     spacing : ``"trailing"``, ``"leading"``, ``"linspace"``, ``"uniform"``, ``"quadratic"``
         or ``"karras"`` (see :class:`~probinfer.diffusion.TorchDenoiser`).
     device : torch device of the network.
@@ -339,3 +352,47 @@ def load_prior(name: str = "digits-ddpm", num_steps: int = 50, sampler="ddim",
     return TorchDenoiser(model.module, schedule, prediction=config["prediction"],
                          num_steps=num_steps, event_shape=tuple(config["sample_shape"]),
                          sampler=sampler, spacing=spacing, **kwargs)
+
+
+def load_reward(name: str = "digits-classifier", target: int = 7, *,
+                differentiable: bool = True, device: str = "cpu", models_dir=None,
+                max_batch_size: int | None = None):
+    """A shipped classifier as a steering reward ``r(x) = log p(target | x)``.
+
+    Parameters
+    ----------
+    name : a zoo classifier (``"digits-classifier"``).
+    target : the class to steer towards (``0 .. 9`` for the digits).
+    differentiable : gradients through torch autograd (for
+        ``pi.steer.fk(..., proposal="gradient")``); see :func:`probinfer.steer.torch_reward`.
+    device, models_dir : see :func:`load`.
+    max_batch_size : split host calls into chunks of at most this many images.
+
+    Returns
+    -------
+    A :class:`~probinfer.steer.TorchReward`: a function of ONE image ``(1, 8, 8)`` in
+    ``[-1, 1]`` returning the log-probability of ``target`` (one batched host call per
+    step under ``vmap``).
+
+    Examples
+    --------
+    >>> import jax, probinfer as pi
+    >>> prior = pi.zoo.load_prior("digits-ddpm", num_steps=10, differentiable=True)
+    >>> reward = pi.zoo.load_reward("digits-classifier", target=7)
+    >>> res = pi.steer.fk(jax.random.key(0), prior, reward, 8, proposal="gradient")
+    >>> res.samples.shape
+    (8, 1, 8, 8)
+    """
+    model = load(name, device=device, models_dir=models_dir)
+    classes = model.config.get("classes")
+    if classes is None:
+        raise ValueError(f"zoo model {name!r} is not a classifier (its config has no classes)")
+    if isinstance(target, bool) or not isinstance(target, (int, _np.integer)) \
+            or not 0 <= target < len(classes):
+        raise ValueError(f"target must be a class index in 0..{len(classes) - 1}, got "
+                         f"{target!r}")
+    from probinfer import _zoo_networks
+    from probinfer.steering._torch_reward import torch_reward
+
+    return torch_reward(_zoo_networks.ClassLogProbability(model.module, int(target)),
+                        differentiable, max_batch_size=max_batch_size)
