@@ -65,22 +65,36 @@ def _check_observations(ssm, observations):
     return observations
 
 
-def bootstrap(ssm: StateSpaceModel, observations) -> FeynmanKac:
+def bootstrap(ssm: StateSpaceModel, observations, summary=None) -> FeynmanKac:
     """Bootstrap filter: ``M_t = f_t`` and ``G_t = g_t(y_t | x_t)``.
 
-    ``log_evidence`` of the SMC run estimates ``log p(y_{0:T-1})``.
+    ``log_evidence`` of the SMC run estimates ``log p(y_{0:T-1})``. ``summary``: optional
+    ``(particles, log_weights, t) -> pytree`` recorded after every step into
+    ``res.info.summary`` (filtering moments: :func:`probinfer.ssm.moments`).
+
+    Example
+    -------
+    >>> import jax, probinfer as pi
+    >>> ssm = pi.ssm.LinearGaussian.scalar(rho=0.9, sigma_x=1.0, sigma_y=0.5)
+    >>> _, ys = ssm.simulate(jax.random.key(0), 30)
+    >>> fk = pi.ssm.bootstrap(ssm, ys, summary=pi.ssm.moments())
+    >>> res = pi.smc.run(jax.random.key(1), fk, 500)
+    >>> res.info.summary.mean.shape          # E[x_t | y_{0:t}] for every t
+    (30, 1)
     """
     ys = _check_observations(ssm, observations)
     return FeynmanKac(
         init=ssm.sample_initial,
         move=ssm.sample_transition,
         log_potential=lambda x_prev, x, t: ssm.observation_log_density(x, ys[t], t),
-        num_steps=ys.shape[0])
+        num_steps=ys.shape[0], summary=summary)
 
 
-def guided(ssm: StateSpaceModel, observations, proposal: Proposal) -> FeynmanKac:
+def guided(ssm: StateSpaceModel, observations, proposal: Proposal,
+           summary=None) -> FeynmanKac:
     """Guided filter: particles move by ``proposal``; potentials carry the ratio
-    ``f_t(x_t | x_{t-1}) g_t(y_t | x_t) / q_t(x_t | x_{t-1}, y_t)``."""
+    ``f_t(x_t | x_{t-1}) g_t(y_t | x_t) / q_t(x_t | x_{t-1}, y_t)``. ``summary`` as in
+    :func:`bootstrap`."""
     ys = _check_observations(ssm, observations)
     if not isinstance(proposal, Proposal):
         raise TypeError(f"proposal must be a probinfer.ssm.Proposal, got "
@@ -98,6 +112,6 @@ def guided(ssm: StateSpaceModel, observations, proposal: Proposal) -> FeynmanKac
         init=lambda key, n: proposal.sample_initial(key, ys[0], n),
         move=lambda key, x_prev, t: proposal.sample(key, x_prev, ys[t], t),
         log_potential=log_potential,
-        num_steps=ys.shape[0])
+        num_steps=ys.shape[0], summary=summary)
 
 

@@ -2,7 +2,8 @@
 
 ``x_0 ~ N(m0, P0)``, ``x_t = F x_{t-1} + N(0, Q)``, ``y_t = H x_t + N(0, R)``. The Kalman
 filter gives the exact log-likelihood and filtering moments that the SMC tests and the
-particle-filter benchmark compare against.
+particle-filter benchmark compare against; the Rauch–Tung–Striebel smoother gives the exact
+smoothing moments that particle smoothers are tested against.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ class KalmanResult(NamedTuple):
     log_likelihood_increments: Array     # (T,) log p(y_t | y_{0:t-1})
     filtering_means: Array               # (T, d) E[x_t | y_{0:t}]
     filtering_covs: Array                # (T, d, d)
+
+
+class KalmanSmootherResult(NamedTuple):
+    smoothing_means: Array               # (T, d) E[x_t | y_{0:T-1}]
+    smoothing_covs: Array                # (T, d, d)
 
 
 class LinearGaussian(StateSpaceModel):
@@ -158,6 +164,40 @@ class LinearGaussian(StateSpaceModel):
         covs = jnp.concatenate([p0[None], covs])
         lls = jnp.concatenate([ll0[None], lls])
         return KalmanResult(jnp.sum(lls), lls, means, covs)
+
+    def kalman_smoother(self, observations) -> KalmanSmootherResult:
+        """Exact smoothing moments ``p(x_t | y_{0:T-1})`` (Rauch, Tung & Striebel 1965).
+
+        A backward pass over the Kalman filter's moments: with the gain
+        ``G_t = P_t Fᵀ (F P_t Fᵀ + Q)⁻¹``, ``m^s_t = m_t + G_t (m^s_{t+1} - F m_t)`` and
+        ``P^s_t = P_t + G_t (P^s_{t+1} - F P_t Fᵀ - Q) G_tᵀ``.
+
+        Example
+        -------
+        >>> import jax, probinfer as pi
+        >>> ssm = pi.ssm.LinearGaussian.scalar(rho=0.9, sigma_x=1.0, sigma_y=0.5)
+        >>> _, ys = ssm.simulate(jax.random.key(0), 20)
+        >>> ssm.kalman_smoother(ys).smoothing_means.shape
+        (20, 1)
+        """
+        filtered = self.kalman_filter(observations)
+
+        def back(carry, moments):
+            mean_next, cov_next = carry
+            mean, cov = moments
+            predicted_cov = self.F @ cov @ self.F.T + self.Q
+            gain = jnp.linalg.solve(predicted_cov, self.F @ cov).T
+            mean = mean + gain @ (mean_next - self.F @ mean)
+            cov = cov + gain @ (cov_next - predicted_cov) @ gain.T
+            cov = 0.5 * (cov + cov.T)
+            return (mean, cov), (mean, cov)
+
+        last = (filtered.filtering_means[-1], filtered.filtering_covs[-1])
+        _, (means, covs) = jax.lax.scan(
+            back, last, (filtered.filtering_means[:-1], filtered.filtering_covs[:-1]),
+            reverse=True)
+        return KalmanSmootherResult(jnp.concatenate([means, last[0][None]]),
+                                    jnp.concatenate([covs, last[1][None]]))
 
     def locally_optimal_proposal(self) -> "LinearGaussianOptimalProposal":
         """``q_t(x_t | x_{t-1}, y_t) = p(x_t | x_{t-1}, y_t)``, exact for this model."""
