@@ -11,9 +11,10 @@ from probinfer.dmcmc.dlg import (DLGInfo, DLGParams, DLGState, denoise_at_levels
                                  dlg_params, score_at_levels)
 from probinfer.dmcmc.levels import (ExactLevels, LevelEstimator, LevelModel, exact_levels,
                                     fit_level_estimator)
-from probinfer.dmcmc.runner import DMCMCInfo, handoff, handoff_nfe, sample, with_sampler
+from probinfer.dmcmc.runner import (DMCMCInfo, handoff, handoff_nfe, run_chains, sample,
+                                    with_sampler)
 
 __all__ = ["dlg", "dlg_params", "DLGState", "DLGInfo", "DLGParams", "denoise_at_levels",
            "score_at_levels", "LevelModel", "ExactLevels", "LevelEstimator", "exact_levels",
            "fit_level_estimator", "sample", "handoff", "handoff_nfe", "with_sampler",
-           "DMCMCInfo"]
+           "run_chains", "DMCMCInfo"]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import functools
 import math
-import weakref
 from typing import NamedTuple
 
 import numpy as np
@@ -28,7 +27,7 @@ from probinfer._random import fast_key
 from probinfer._types import Array
 from probinfer._validation import check_positive_int, check_positive_scalar
 from probinfer.diffusion.samplers import get_sampler
-from probinfer.dmcmc.dlg import DLGState, check_levels, dlg, dlg_params
+from probinfer.dmcmc.dlg import DLGState, _cached, check_levels, dlg, dlg_params
 from probinfer.dmcmc.levels import _check_scored_prior
 from probinfer.particles.weights import log_mean_exp
 from probinfer.result import Result
@@ -59,18 +58,6 @@ class DMCMCInfo(NamedTuple):
     acceptance_rate: Array
     num_rounds: int
     num_reward_evaluations: int
-
-
-# Per prior: its DLG kernels and solver copies, so repeated runs with the same structure
-# reuse one compilation (numbers are traced). Weak keys: nothing outlives its prior.
-_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _cached(prior, key, build):
-    entries = _CACHE.setdefault(prior, {})
-    if key not in entries:
-        entries[key] = build()
-    return entries[key]
 
 
 def with_sampler(prior, sampler):
@@ -164,10 +151,25 @@ def _carry_to_level(key, prior, num_chains, first_level):
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
-def _iterate(step, key, state, params, num_iterations):
-    """``num_iterations`` (traced: one compilation for any count) DLG iterations; returns
-    the state and (mean acceptance, denoiser calls, estimator calls) as the kernel counts
-    them."""
+def run_chains(step, key, state: DLGState, params, num_iterations):
+    """Run ``num_iterations`` DLG iterations of ``step`` (from :func:`dlg`) on all chains.
+
+    ``num_iterations`` is traced, so one compilation serves any count (the loop is a
+    ``lax.fori_loop``). Returns the final state and ``(mean acceptance, denoiser calls,
+    estimator calls)`` as the kernel counts them; :func:`sample` runs its chains with it.
+
+    Example
+    -------
+    >>> import jax, jax.numpy as jnp, probinfer as pi
+    >>> mix = pi.GaussianMixture(jnp.array([1.0]), jnp.zeros((1, 2)), jnp.eye(2)[None])
+    >>> prior = pi.diffusion.GaussianMixturePrior(mix, num_steps=10)
+    >>> init, step = pi.dmcmc.dlg(prior)
+    >>> state = init(prior.init(jax.random.key(0), 50), 0)
+    >>> state, (acc, nfe, est) = pi.dmcmc.run_chains(step, jax.random.key(1), state,
+    ...                                               pi.dmcmc.dlg_params(prior), 20)
+    >>> int(nfe)
+    2000
+    """
 
     def body(i, carry):
         state, acc, nfe, est = carry
@@ -249,9 +251,8 @@ def sample(key, prior, num_samples: int, *, num_chains: int | None = None, sampl
         temperature = check_positive_scalar(temperature, "temperature")
     levels = check_levels(prior, None if levels is None else np.asarray(list(levels)))
     params = dlg_params(prior, step_size, levels, level_weights)
-    init, step = _cached(prior, ("dlg", level_model, metropolis, level_update),
-                         lambda: dlg(prior, level_model=level_model, metropolis=metropolis,
-                                     level_update=level_update))
+    init, step = dlg(prior, level_model=level_model, metropolis=metropolis,
+                     level_update=level_update)
     handoff_prior = with_sampler(prior, sampler)
     first_level = int(levels[0])
     num_rounds = math.ceil(num_samples / num_chains)
@@ -260,13 +261,13 @@ def sample(key, prior, num_samples: int, *, num_chains: int | None = None, sampl
     start_key, key = jax.random.split(key)
     carry_key, warm_key = jax.random.split(start_key)
     state = init(_carry_jit(carry_key, prior, num_chains, first_level), first_level)
-    state, (_, warm_nfe, warm_est) = _iterate(step, warm_key, state, params, num_warmup)
+    state, (_, warm_nfe, warm_est) = run_chains(step, warm_key, state, params, num_warmup)
     outputs, out_levels, acceptance = [], [], []
     nfe_mcmc, estimator_calls = int(warm_nfe), int(warm_est)
     show = num_rounds > 20 if progress_bar is None else bool(progress_bar)
     for r in tqdm(range(num_rounds), disable=not show, desc="dmcmc", unit="round"):
         move_key, solve_key = jax.random.split(jax.random.fold_in(key, r))
-        state, (acc, round_nfe, round_est) = _iterate(step, move_key, state, params, thinning)
+        state, (acc, round_nfe, round_est) = run_chains(step, move_key, state, params, thinning)
         outputs.append(_handoff_jit(solve_key, handoff_prior, state.x, state.level,
                                     first_level))
         out_levels.append(state.level)
