@@ -130,15 +130,20 @@ class Result(NamedTuple):
         return to_arviz(self, key=key, var_name=var_name, constrain=constrain)
 
     def __repr__(self) -> str:
-        parts = [f"samples={_describe(self.samples)}", f"num_particles={self.num_particles}"]
-        ess = _scalar(self.ess) if _concrete(self.log_weights) else None
+        parts = [f"samples={_describe(self.samples)}"]
+        shape = tuple(jnp.shape(self.log_weights))
+        if len(shape) == 2:                   # stacked replicates (pi.smc.replicate)
+            parts.append(f"num_replicates={shape[0]}")
+        parts.append(f"num_particles={shape[-1]}")
+        ess = _scalar(self.ess) if len(shape) == 1 and _concrete(self.log_weights) else None
         if ess is not None:
             parts.append(f"ess={ess:.1f}")
         evidence = _scalar(self.log_evidence)
         parts.append("log_evidence=" + (f"{evidence:.4g}" if evidence is not None
                                         else _describe(self.log_evidence)))
         if self.info is not None:
-            parts.append(f"info={_describe_info(self.info)}")
+            parts.append("info=" + (_describe_info(self.info) if len(shape) == 1
+                                    else type(self.info).__name__))
         if self.constrain_fn is not None:
             parts.append(f"constrain_fn={getattr(self.constrain_fn, '__name__', 'callable')}")
         return "Result(" + ", ".join(parts) + ")"

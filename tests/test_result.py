@@ -134,9 +134,10 @@ def test_replicate_vmaps_a_pure_runner_and_loops_otherwise(key):
     looped = pi.smc.replicate(key, lambda k: pi.smc.run(k, fk, 200), 4, progress_bar=False)
     assert vmapped.samples.shape == looped.samples.shape == (4, 200)
     assert looped.log_evidence.shape == (4,)
+    assert "num_replicates=4, num_particles=200" in repr(looped)
     # Same keys, same algorithm: the two paths agree.
     np.testing.assert_allclose(vmapped.log_evidence, looped.log_evidence, rtol=1e-5)
-    with pytest.raises(jax.errors.TracerArrayConversionError):
+    with pytest.raises(jax.errors.JAXTypeError):       # run() checks concrete values
         pi.smc.replicate(key, lambda k: pi.smc.run(k, fk, 200), 2, method="vmap")
     with pytest.raises(ValueError, match="method"):
         pi.smc.replicate(key, pure, 2, method="pmap")
