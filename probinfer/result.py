@@ -228,10 +228,14 @@ class SavedInfo(NamedTuple):
         return self.per_step, self.counters
 
 
-jax.tree_util.register_pytree_node(
+_CHILDREN = ("samples", "log_weights", "log_evidence", "info")
+
+jax.tree_util.register_pytree_with_keys(
     Result,
-    lambda r: ((r.samples, r.log_weights, r.log_evidence, r.info), r.constrain_fn),
-    lambda constrain_fn, children: Result(*children, constrain_fn=constrain_fn))
+    lambda r: (tuple((jax.tree_util.GetAttrKey(n), getattr(r, n)) for n in _CHILDREN),
+               r.constrain_fn),
+    lambda constrain_fn, children: Result(*children, constrain_fn=constrain_fn),
+    lambda r: (tuple(getattr(r, n) for n in _CHILDREN), r.constrain_fn))
 
 
 def _positive_int(value, name) -> int:

@@ -8,6 +8,7 @@ import pytest
 
 import probinfer as pi
 
+pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 

@@ -95,6 +95,13 @@ def test_shipped_models_load_with_the_documented_shapes():
 
 
 @pytest.mark.torch
+def test_loaded_prior_is_stochastic_by_default_for_steering():
+    """Steering resamples: a deterministic default sampler would keep copies identical."""
+    assert zoo.load_prior("digits-ddpm", num_steps=4).is_stochastic
+    assert not zoo.load_prior("digits-ddpm", num_steps=4, sampler="ddim").is_stochastic
+
+
+@pytest.mark.torch
 def test_gradients_flow_to_inputs_not_parameters():
     import torch
 
