@@ -113,6 +113,7 @@ def _prior_target(prior: GPPrior, amplitude_loc, dtype):
     return pi.from_logdensity(log_density, sample)
 
 
+@jax.tree_util.register_pytree_node_class
 class GPDynamics(Dynamics):
     """GP posterior over the stock map, averaged over hyperparameter draws.
 
@@ -133,6 +134,19 @@ class GPDynamics(Dynamics):
         self.prior_mean = jnp.asarray(mean, inputs.dtype)
         self.data_range = data_range
         self._chol, self._alpha = jax.vmap(self._factor)(hyperparameters)
+
+    def tree_flatten(self):
+        children = (self.inputs, self.outputs, self.noisy, self.hyperparameters,
+                    self.prior_mean, self._chol, self._alpha)
+        return children, (self.kernel, self.data_range)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        obj = object.__new__(cls)
+        (obj.inputs, obj.outputs, obj.noisy, obj.hyperparameters, obj.prior_mean, obj._chol,
+         obj._alpha) = children
+        obj.kernel, obj.data_range = aux
+        return obj
 
     def __repr__(self):
         h = self.hyperparameters

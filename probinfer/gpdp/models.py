@@ -388,6 +388,7 @@ class Allee(ParametricModel):
         return jnp.log(s) + r * (1.0 - s / K) * (s - C) / K
 
 
+@jax.tree_util.register_pytree_node_class
 class ParameterPosterior(Dynamics):
     """A parametric model averaged over posterior draws of its parameters.
 
@@ -403,6 +404,16 @@ class ParameterPosterior(Dynamics):
         self.model_class = model_class
         self.draws = draws
         self.data_range = data_range
+
+    def tree_flatten(self):
+        return (self.draws,), (self.model_class, self.data_range)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        obj = object.__new__(cls)
+        obj.draws, = children
+        obj.model_class, obj.data_range = aux
+        return obj
 
     def __repr__(self):
         return f"ParameterPosterior({self.model_class.__name__}, {self.draws.shape[0]} draws)"

@@ -86,18 +86,32 @@ def transition_tensor(model: Dynamics, states, actions) -> Array:
         raise TypeError(f"model must be a probinfer.gpdp.Dynamics, got {type(model).__name__}")
     states = check_grid(states, "states")
     actions = check_grid(actions, "actions")
+    probs_fn = _binned_probabilities_jit if _is_pytree_model(model) else _binned_probabilities
     escapement = np.maximum(np.asarray(states, np.float64)[:, None]
                             - np.asarray(actions, np.float64)[None, :], 0.0)
     unique, inverse = np.unique(np.round(escapement, 9), return_inverse=True)
     edges = 0.5 * (states[1:] + states[:-1])
-    cdf = jax.vmap(lambda s: jax.vmap(lambda y: model.next_state_cdf(s, y))(edges))(
-        jnp.asarray(unique, states.dtype))
+    probs = probs_fn(model, jnp.asarray(unique, states.dtype), edges)
+    return probs[inverse.reshape(-1)].reshape(states.shape[0], actions.shape[0],
+                                              states.shape[0])
+
+
+def _binned_probabilities(model, escapements, edges):
+    cdf = jax.vmap(lambda s: jax.vmap(lambda y: model.next_state_cdf(s, y))(edges))(escapements)
     cdf = jnp.concatenate([jnp.zeros((cdf.shape[0], 1), cdf.dtype), cdf,
                            jnp.ones((cdf.shape[0], 1), cdf.dtype)], axis=1)
     probs = jnp.clip(jnp.diff(cdf, axis=1), 0.0, None)
-    probs = probs / jnp.sum(probs, axis=1, keepdims=True)
-    return probs[inverse.reshape(-1)].reshape(states.shape[0], actions.shape[0],
-                                              states.shape[0])
+    return probs / jnp.sum(probs, axis=1, keepdims=True)
+
+
+# Models are pytrees of their parameters: one compilation per model type and grid size.
+_binned_probabilities_jit = jax.jit(_binned_probabilities)
+
+
+def _is_pytree_model(model) -> bool:
+    # A user's Dynamics need not be a pytree; those run eagerly instead of compiled.
+    leaves, _ = jax.tree_util.tree_flatten(model)
+    return not (len(leaves) == 1 and leaves[0] is model)
 
 
 def reward_matrix(reward: Callable, states, actions) -> Array:
