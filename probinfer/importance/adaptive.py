@@ -21,7 +21,9 @@ which needs the unknown ``I_m``. The algorithm approaches it stage by stage:
    by importance sampling from the stored draws, and the criterion
    ``J_s = V_{s+1} / (budget left after stage s)``: the final error if we stopped now.
    Adaptation stops as soon as a stage fails to lower ``J`` (it no longer pays for the
-   evaluations it spends), or when the budget kept for the final stage would be cut;
+   evaluations it spends), or when the budget kept for the final stage would be cut.
+   The first proposal stays a candidate (its ``J`` is predicted the same way), so when
+   adaptation cannot beat it the final stage uses it;
 4. the budget left is spent on a FRESH sample from the best proposal; the estimates use
    the mixture components as control variates (Owen & Zhou 2000), with coefficients
    fitted by least squares and cross-fitted over two halves, so they are exactly unbiased;
@@ -69,6 +71,7 @@ class AISState(NamedTuple):
     integrand_weights: Array
     estimates: Array
     criterion: Array
+    criterion_previous: Array
     num_nonfinite: Array
 
 
@@ -201,16 +204,20 @@ def _adapt(state: AISState, nominal, alpha, ridge, num_em: int) -> AISState:
     keep = total > 0
     means, covs, mix = (jnp.where(keep, new, old) for new, old in
                         zip(fitted, (state.means, state.covs, state.mix)))
-    proposal = _Proposal.build(alpha, means, covs, mix)
-    log_g_new = proposal.log_density(x, state.log_nominal.reshape(-1))
-    log_g_new = log_g_new.reshape(state.log_nominal.shape)
-    # E_g[((phi - I) p / g)²] estimated from draws of the stages' own proposals q:
-    # mean of (phi - I)² p² / (g q).
-    ratio = jnp.exp(2 * state.log_nominal - log_g_new - state.log_proposal) * mask
-    variances = jnp.einsum("sn,snm->m", ratio, centred2) / n_total
-    criterion = jnp.dot(state.integrand_weights, variances)
+
+    def predicted(means, covs, mix):
+        # E_g[((phi - I) p / g)²] estimated from draws of the stages' own proposals q:
+        # mean of (phi - I)² p² / (g q), weighted by c.
+        proposal = _Proposal.build(alpha, means, covs, mix)
+        log_g = proposal.log_density(x, state.log_nominal.reshape(-1))
+        log_g = log_g.reshape(state.log_nominal.shape)
+        ratio = jnp.exp(2 * state.log_nominal - log_g - state.log_proposal) * mask
+        variances = jnp.einsum("sn,snm->m", ratio, centred2) / n_total
+        return jnp.dot(state.integrand_weights, variances)
+
     return state._replace(means=means, covs=covs, mix=mix, estimates=estimates,
-                          criterion=criterion)
+                          criterion=predicted(means, covs, mix),
+                          criterion_previous=predicted(state.means, state.covs, state.mix))
 
 
 def _store(state: AISState, x, values, log_p, log_q, nonfinite) -> AISState:
@@ -257,7 +264,7 @@ def ais_init(key: PRNGKey, nominal: Target, phi: Callable, stage_size: int, max_
         filled=jnp.zeros((max_stages,), bool), stage=jnp.zeros((), jnp.int32),
         integrand_weights=jnp.ones((num_integrands,), dtype),
         estimates=jnp.zeros((num_integrands,), dtype), criterion=jnp.zeros((), dtype),
-        num_nonfinite=jnp.zeros((), jnp.int32))
+        criterion_previous=jnp.zeros((), dtype), num_nonfinite=jnp.zeros((), jnp.int32))
 
 
 def ais_step(key: PRNGKey, state: AISState, nominal: Target, phi: Callable, alpha,
@@ -442,12 +449,18 @@ def expectations(key: PRNGKey, fns, target: Target, budget: int, *, stage_size: 
         raise ValueError(f"weights must have shape ({int(np.prod(m)) if m else 1},), got "
                          f"{c_arg.c.shape}")
     state = _init_jit(keys[0], nominal, phi, stage_size, max_stages, num_components)
+    initial_params = (state.means, state.covs, state.mix)
     state = _step_jit(keys[1], state, nominal, phi, alpha_arr, c_arg, em_iterations=em_iterations)
     _check_nonfinite(state.num_nonfinite, "first stage")
     used = stage_size
     crit = [float(state.criterion) / (budget - used)]
     history = [state.estimates]
     best = (crit[0], state.means, state.covs, state.mix)
+    # The first proposal stays a candidate: when adapting does not help (integrands that
+    # p already samples well), the final stage falls back to it.
+    initial = (float(state.criterion_previous) / (budget - used), *initial_params)
+    if initial[0] <= best[0]:
+        best = initial
     with tqdm(total=max_stages, disable=not progress_bar, desc="AIS stages") as bar:
         bar.update(1)
         for s in range(1, max_stages):

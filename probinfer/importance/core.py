@@ -17,6 +17,7 @@ effectively infinite.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -132,8 +133,7 @@ def importance_sampling(key: PRNGKey, target: Target, proposal: Target, num_samp
     _check_target(target, "target")
     _check_target(proposal, "proposal", need_sample=True)
     num_samples = check_positive_int(num_samples, "num_samples", minimum=2)
-    samples = proposal.sample(key, num_samples)
-    log_w = target.batch_log_density(samples) - proposal.batch_log_density(samples)
+    samples, log_w = _draw_and_weigh(key, target, proposal, num_samples)
     if not bool(jnp.any(jnp.isfinite(log_w))):
         raise ValueError("every importance weight is zero or NaN: the proposal puts no mass "
                          "where the target does, or the target's log_density returns NaN")
@@ -147,6 +147,12 @@ def importance_sampling(key: PRNGKey, target: Target, proposal: Target, num_samp
                   num_evaluations=num_samples)
     return Result(samples=samples, log_weights=log_norm, log_evidence=log_mean_exp(log_w),
                   info=info)
+
+
+@partial(jax.jit, static_argnums=(1, 2, 3))
+def _draw_and_weigh(key, target, proposal, num_samples):
+    samples = proposal.sample(key, num_samples)
+    return samples, target.batch_log_density(samples) - proposal.batch_log_density(samples)
 
 
 def _values(result: Result, fn) -> Array:

@@ -326,44 +326,89 @@ def _pick_freeze(key, fn, inputs, num_draws, names, confidence):
                            confidence, inputs, sample, None)
 
 
-def _ais_cv(key, fn, inputs, num_draws, names, confidence, options):
-    d = len(inputs)
+class _PickFreezeIntegrands:
+    """The M integrands of one draw ``z`` (2d,) of the pair in Gaussian coordinates.
 
-    def to_inputs(z):
+    Hashable by the model and the input distributions (by identity), so repeated
+    :func:`sobol` calls on the same problem reuse the compiled adaptive stages.
+    """
+
+    def __init__(self, fn, inputs):
+        self.fn = fn
+        self.inputs = inputs
+        self.d = len(inputs)
+        self._key = (fn, tuple(id(i) for i in inputs))
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __eq__(self, other):
+        return isinstance(other, _PickFreezeIntegrands) and other._key == self._key
+
+    def to_inputs(self, z):
         u = jax.scipy.stats.norm.cdf(z)
         tiny = jnp.finfo(z.dtype).eps
         u = jnp.clip(u, tiny, 1 - tiny)
-        return jnp.stack([_icdf(dd, u[..., i]) for i, dd in enumerate(inputs)], axis=-1)
+        # Coordinate i of the pair (A, B) follows input i mod d.
+        return jnp.stack([_icdf(self.inputs[i % self.d], u[..., i]) for i in range(z.shape[-1])],
+                         axis=-1)
 
-    def phi(z):
-        x = to_inputs(z)
+    def __call__(self, z):
+        d = self.d
+        x = self.to_inputs(z)
         points = _pick_freeze_points(x[None, :d], x[None, d:])
-        y = jax.vmap(fn)(points[0])
+        y = jax.vmap(self.fn)(points[0])
         return _integrands(y[0][None], y[1][None], y[2:][None])[0]
 
-    def gradient_weights(est):
-        # The joint proposal weighs each expectation by how much its error moves the indices.
-        jac = _indices_gradient(est, d)
-        c = jnp.sum(jac ** 2, axis=0)
+
+class _IndexWeights:
+    """``c_m = sum_k (dS_k / dI_m)²``: each expectation weighted by how much its error moves
+    the indices (the joint proposal then targets the indices' summed variance)."""
+
+    def __init__(self, d):
+        self.d = d
+
+    def __hash__(self):
+        return hash(("sobol-index-weights", self.d))
+
+    def __eq__(self, other):
+        return isinstance(other, _IndexWeights) and other.d == self.d
+
+    def __call__(self, estimates):
+        c = jnp.sum(_indices_gradient(estimates, self.d) ** 2, axis=0)
         return jnp.maximum(c, 1e-6 * jnp.max(c))
 
+
+def _ais_cv(key, fn, inputs, num_draws, names, confidence, options):
+    d = len(inputs)
+    phi = _PickFreezeIntegrands(fn, inputs)
     dtype = jnp.result_type(float)
-    nominal = Gaussian(jnp.zeros(2 * d, dtype), jnp.eye(2 * d, dtype=dtype))
+    nominal = _standard_normal(2 * d, dtype)
     options = dict(options)
-    options.setdefault("weights", gradient_weights)
+    options.setdefault("weights", _IndexWeights(d))
     try:
         res = expectations(key, phi, nominal, num_draws, **options)
     except ValueError as err:
         if "NaN" in str(err):
             raise ValueError(f"fn returned NaN or inf ({err})") from err
         raise
-    x = to_inputs(res.result.samples)
+    x = phi.to_inputs(res.result.samples)
     sample = SobolSample(x[:, :d], x[:, d:], res.values,
                          res.result.info["log_weights_unnormalized"])
-    info = {"num_stages": res.num_stages, "criterion": res.criterion,
-            "expectations": res}
+    info = {"num_stages": res.num_stages, "criterion": res.criterion, "expectations": res}
     return _indices_result(res.influence, num_draws * (d + 2), names, "ais-cv", confidence,
                            inputs, sample, info)
+
+
+_STANDARD_NORMALS: dict = {}
+
+
+def _standard_normal(dim, dtype):
+    """One ``N(0, I)`` object per (dim, dtype), so that compiled stages are reused."""
+    key = (dim, jnp.dtype(dtype).name)
+    if key not in _STANDARD_NORMALS:
+        _STANDARD_NORMALS[key] = Gaussian(jnp.zeros(dim, dtype), jnp.eye(dim, dtype=dtype))
+    return _STANDARD_NORMALS[key]
 
 
 def plot_sobol(result: SobolResult, ax=None):
