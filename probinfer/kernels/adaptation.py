@@ -20,9 +20,9 @@ import dataclasses
 
 import jax.numpy as jnp
 
-from probinfer.kernels.base import Kernel, KernelParams, _particles_as_rows
-from probinfer.kernels.combinators import Chain, Repeat
-from probinfer.particles.weights import normalize
+from probinfer.kernels.base import Kernel, KernelParams
+from probinfer.kernels.combinators import AdaptiveRepeat, Chain, Repeat
+from probinfer.particles.weights import normalize, particles_as_rows
 
 
 def weighted_covariance(rows, log_weights):
@@ -65,7 +65,7 @@ class PopulationAdaptation:
             raise ValueError(f"covariance must be 'full' or 'diag', got {self.covariance!r}")
 
     def scale_from(self, particles, log_weights):
-        rows, _ = _particles_as_rows(particles)
+        rows, _ = particles_as_rows(particles)
         _, cov = weighted_covariance(rows, log_weights)
         d = cov.shape[0]
         # A relative jitter keeps the factorisation defined when the particles collapse
@@ -84,7 +84,7 @@ class PopulationAdaptation:
             accs = (None,) * len(kernel.kernels) if acceptance is None else acceptance
             return tuple(self._update(k, p, scale, a)
                          for k, p, a in zip(kernel.kernels, params, accs))
-        if isinstance(kernel, Repeat):
+        if isinstance(kernel, (Repeat, AdaptiveRepeat)):
             return self._update(kernel.kernel, params, scale, acceptance)
         if not isinstance(params, KernelParams):
             raise TypeError(f"PopulationAdaptation tunes KernelParams; {type(kernel).__name__} "

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from probinfer._types import Array, PRNGKey, PyTree
+from probinfer.particles.weights import particles_as_rows
 
 
 class KernelParams(NamedTuple):
@@ -41,16 +42,13 @@ class MoveInfo(NamedTuple):
 
     ``acceptance_rate``: ``(N,)`` mean acceptance probability over the kernel's inner
     steps; for :func:`~probinfer.kernels.chain` a tuple with one entry per component.
+    ``num_steps``: number of inner kernel steps this move took (a scalar); set by kernels
+    that choose it at run time (:func:`~probinfer.kernels.adaptive_repeat`), else ``None``
+    and given by :attr:`Kernel.steps_per_move`.
     """
 
     acceptance_rate: PyTree
-
-
-def _particles_as_rows(particles: PyTree) -> tuple[Array, Callable]:
-    first = jax.tree_util.tree_map(lambda leaf: leaf[0], particles)
-    _, unravel = ravel_pytree(first)
-    rows = jax.vmap(lambda p: ravel_pytree(p)[0])(particles)
-    return rows, unravel
+    num_steps: Array | None = None
 
 
 class Kernel:
@@ -67,6 +65,11 @@ class Kernel:
     """
 
     target_acceptance: PyTree = None
+    #: log-density gradient evaluations per step (0 for gradient-free kernels; ``None``
+    #: when it varies, as for NUTS).
+    gradients_per_step: int | None = 0
+    #: inner steps per :meth:`move` (``None`` when chosen at run time).
+    steps_per_move: int | None = 1
 
     def default_params(self, dim: int, dtype=None) -> PyTree:
         raise NotImplementedError
@@ -100,7 +103,7 @@ class Kernel:
         -------
         ``(particles, MoveInfo)`` with per-particle acceptance rates.
         """
-        rows, unravel = _particles_as_rows(particles)
+        rows, unravel = particles_as_rows(particles)
         flat_log_density = lambda z: log_density_fn(unravel(z))  # noqa: E731
         keys = jax.random.split(key, rows.shape[0])
         new_rows, acceptance = jax.vmap(
@@ -114,7 +117,7 @@ class Kernel:
         Returns ``M * length`` particles (each start followed by its chain) and the
         acceptance rates averaged along each chain, shape ``(M,)``.
         """
-        rows, unravel = _particles_as_rows(particles)
+        rows, unravel = particles_as_rows(particles)
         flat_log_density = lambda z: log_density_fn(unravel(z))  # noqa: E731
 
         def one_chain(k, x):

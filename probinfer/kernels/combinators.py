@@ -1,9 +1,11 @@
-"""Kernel combinators: ``repeat(kernel, k)`` and ``chain(k1, k2, ...)`` (cf. optax.chain).
+"""Kernel combinators: ``repeat(kernel, k)``, ``adaptive_repeat(kernel, ...)`` and
+``chain(k1, k2, ...)`` (cf. optax.chain).
 
-Both return a :class:`~probinfer.kernels.Kernel`, so they nest. ``repeat`` keeps the inner
+All return a :class:`~probinfer.kernels.Kernel`, so they nest. ``repeat`` keeps the inner
 kernel's state (cached log density and gradient) across its ``k`` steps and shares its
-params; ``chain`` applies its kernels in turn, each with its own params (the chain's params
-and acceptance rates are tuples with one entry per kernel).
+params; ``adaptive_repeat`` does the same for as many steps as the population needs to
+decorrelate; ``chain`` applies its kernels in turn, each with its own params (the chain's
+params and acceptance rates are tuples with one entry per kernel).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import jax
 import jax.numpy as jnp
 
 from probinfer._validation import check_positive_int
-from probinfer.kernels.base import Kernel
+from probinfer.kernels.base import Kernel, MoveInfo
+from probinfer.particles.weights import particles_as_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +37,15 @@ class Repeat(Kernel):
     def target_acceptance(self):
         return self.kernel.target_acceptance
 
+    @property
+    def gradients_per_step(self):
+        return self.kernel.gradients_per_step
+
+    @property
+    def steps_per_move(self):
+        inner = self.kernel.steps_per_move
+        return None if inner is None else self.num_steps * inner
+
     def default_params(self, dim, dtype=None):
         return self.kernel.default_params(dim, dtype)
 
@@ -49,6 +61,99 @@ class Repeat(Kernel):
 
     def position(self, state, params):
         return self.kernel.position(state, params)
+
+
+@dataclasses.dataclass(frozen=True)
+class AdaptiveRepeat(Kernel):
+    """``kernel`` applied until the population has decorrelated from its start.
+
+    After each step (every particle moves once), the mean squared jump distance from the
+    starting points, in units of the starting population's standard deviation per
+    coordinate, ``J_k = mean_i sum_j ((x_ij^(k) - x_ij^(0)) / s_j)²``, is compared with its
+    value for independent draws, ``2d``. The move stops at the first ``k >= min_num_steps``
+    with ``J_k >= 2 d · decorrelation`` (the lag-``k`` autocorrelation averaged over
+    coordinates is then at most ``1 - decorrelation``), or at ``max_num_steps``. This is
+    the expected-squared-jump-distance criterion used to size the MCMC stage of SMC
+    samplers (cf. Dau & Chopin 2022; Buchholz, Chopin & Jacob 2021).
+
+    The number of steps depends on the whole population, like the population-adapted
+    scale (see :class:`~probinfer.kernels.PopulationAdaptation`); for a fixed number each
+    step leaves the target invariant. ``MoveInfo.num_steps`` reports it.
+    """
+
+    kernel: Kernel
+    max_num_steps: int = 50
+    min_num_steps: int = 1
+    decorrelation: float = 0.8
+
+    def __post_init__(self):
+        if not isinstance(self.kernel, Kernel):
+            raise TypeError(f"kernel must be a probinfer Kernel, got "
+                            f"{type(self.kernel).__name__}")
+        check_positive_int(self.max_num_steps, "max_num_steps")
+        check_positive_int(self.min_num_steps, "min_num_steps")
+        if self.min_num_steps > self.max_num_steps:
+            raise ValueError(f"min_num_steps ({self.min_num_steps}) must not exceed "
+                             f"max_num_steps ({self.max_num_steps})")
+        if not (isinstance(self.decorrelation, (int, float)) and 0 < self.decorrelation < 1):
+            raise ValueError(f"decorrelation must lie in (0, 1), got {self.decorrelation!r}")
+
+    @property
+    def target_acceptance(self):
+        return self.kernel.target_acceptance
+
+    @property
+    def gradients_per_step(self):
+        return self.kernel.gradients_per_step
+
+    steps_per_move = None
+
+    def default_params(self, dim, dtype=None):
+        return self.kernel.default_params(dim, dtype)
+
+    def init_state(self, x, log_density_fn, params):
+        return self.kernel.init_state(x, log_density_fn, params)
+
+    def step(self, key, state, log_density_fn, params):
+        return self.kernel.step(key, state, log_density_fn, params)
+
+    def position(self, state, params):
+        return self.kernel.position(state, params)
+
+    def move(self, key, particles, log_density_fn, params):
+        rows, unravel = particles_as_rows(particles)
+        num, dim = rows.shape
+        flat_log_density = lambda z: log_density_fn(unravel(z))  # noqa: E731
+        states = jax.vmap(lambda x: self.kernel.init_state(x, flat_log_density, params))(rows)
+        var = jnp.var(rows, axis=0)
+        # A relative floor keeps coordinates on which the particles coincide from
+        # dominating the jump distance.
+        var = var + jnp.finfo(rows.dtype).eps * jnp.mean(var) + jnp.finfo(rows.dtype).tiny
+        target = jnp.asarray(2.0 * dim * self.decorrelation, rows.dtype)
+        acceptance0 = jax.tree_util.tree_map(
+            lambda t: jnp.zeros(num, rows.dtype), self.kernel.target_acceptance)
+
+        def body(carry):
+            k, states, acceptance_sum, _ = carry
+            keys = jax.random.split(jax.random.fold_in(key, k), num)
+            states, acceptance = jax.vmap(
+                lambda kk, s: self.kernel.step(kk, s, flat_log_density, params))(keys, states)
+            positions = jax.vmap(lambda s: self.kernel.position(s, params))(states)
+            jump = jnp.mean(jnp.sum((positions - rows) ** 2 / var, axis=1))
+            acceptance_sum = jax.tree_util.tree_map(jnp.add, acceptance_sum, acceptance)
+            return k + 1, states, acceptance_sum, jump
+
+        def cond(carry):
+            k, _, _, jump = carry
+            keep_going = (k < self.min_num_steps) | ~(jump >= target)
+            return (k < self.max_num_steps) & keep_going
+
+        zero = jnp.zeros((), rows.dtype)
+        k, states, acceptance_sum, _ = jax.lax.while_loop(
+            cond, body, (jnp.asarray(0, jnp.int32), states, acceptance0, zero))
+        positions = jax.vmap(lambda s: self.kernel.position(s, params))(states)
+        acceptance = jax.tree_util.tree_map(lambda a: a / k.astype(a.dtype), acceptance_sum)
+        return jax.vmap(unravel)(positions), MoveInfo(acceptance, k)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +173,15 @@ class Chain(Kernel):
     @property
     def target_acceptance(self):
         return tuple(kernel.target_acceptance for kernel in self.kernels)
+
+    @property
+    def gradients_per_step(self):
+        counts = []
+        for kernel in self.kernels:
+            if kernel.gradients_per_step is None or kernel.steps_per_move is None:
+                return None
+            counts.append(kernel.gradients_per_step * kernel.steps_per_move)
+        return sum(counts)
 
     def default_params(self, dim, dtype=None):
         return tuple(kernel.default_params(dim, dtype) for kernel in self.kernels)
@@ -101,6 +215,28 @@ def repeat(kernel: Kernel, num_steps: int) -> Repeat:
     0.65
     """
     return Repeat(kernel, num_steps)
+
+
+def adaptive_repeat(kernel: Kernel, max_num_steps: int = 50, min_num_steps: int = 1,
+                    decorrelation: float = 0.8) -> AdaptiveRepeat:
+    """Apply ``kernel`` until the particles have decorrelated from their start.
+
+    Stops at the first step (at least ``min_num_steps``, at most ``max_num_steps``) where
+    the mean squared jump distance, standardised by the population, reaches
+    ``2 d · decorrelation``; see :class:`AdaptiveRepeat`. The default move of
+    :func:`probinfer.smc.tempered`.
+
+    Example
+    -------
+    >>> import jax, jax.numpy as jnp, probinfer as pi
+    >>> k = pi.kernels.adaptive_repeat(pi.kernels.hmc(5), max_num_steps=20)
+    >>> x = jax.random.normal(jax.random.key(0), (200, 3))
+    >>> x, info = k.move(jax.random.key(1), x, lambda z: -0.5 * jnp.sum(z ** 2),
+    ...                  k.default_params(3))
+    >>> 1 <= int(info.num_steps) <= 20
+    True
+    """
+    return AdaptiveRepeat(kernel, max_num_steps, min_num_steps, decorrelation)
 
 
 def chain(*kernels: Kernel) -> Chain:

@@ -88,6 +88,7 @@ class MALA(_Standardised):
     target_acceptance: float = 0.574
     default_step_size_factor: float = 1.65 ** 2 / 2
     dimension_exponent: float = 1.0 / 3.0
+    gradients_per_step = 1
 
     def _blackjax_init(self, y, log_density_fn):
         from blackjax.mcmc import mala
@@ -111,6 +112,10 @@ class HMC(_Standardised):
     def __post_init__(self):
         check_positive_int(self.num_integration_steps, "num_integration_steps")
 
+    @property
+    def gradients_per_step(self):
+        return self.num_integration_steps
+
     def _blackjax_init(self, y, log_density_fn):
         from blackjax.mcmc import hmc
         return hmc.init(y, log_density_fn)
@@ -131,6 +136,7 @@ class NUTS(_Standardised):
     target_acceptance: float = 0.8
     default_step_size_factor: float = 1.0
     dimension_exponent: float = 0.25
+    gradients_per_step = None
 
     def __post_init__(self):
         check_positive_int(self.max_num_doublings, "max_num_doublings")

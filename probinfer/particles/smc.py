@@ -7,6 +7,13 @@ of the whole particle pytree) → move (``M_t``) → reweight (``G_t``). Weights
 log space across steps that do not resample; every step reports its log-evidence
 increment, so ``log_evidence`` estimates ``log Z_T = log E[prod_t G_t]``.
 
+Adaptive models (tempering, steering with tuned settings) carry *parameters* in the state:
+``FeynmanKac.adapt`` updates them after each move from the particles (e.g. the next
+temperature, a tuned kernel step size), and ``move``/``log_potential`` receive them. A model
+whose number of steps is not known in advance gives ``done`` (a stopping condition) and an
+upper bound ``num_steps``; the engine then runs a ``lax.while_loop`` instead of a
+``lax.scan``.
+
 ``init``/``step`` are pure functions over NamedTuples (the user owns ``jit``/``vmap``);
 :func:`scan` is the pure whole-run loop (vmappable over keys for replicates); :func:`run`
 is the convenience runner with validation, a progress bar and clear errors.
@@ -15,21 +22,21 @@ is the convenience runner with validation, a progress bar and clear errors.
 from __future__ import annotations
 
 import dataclasses
-import math
-from functools import partial
-from typing import Callable, NamedTuple
+import warnings
+from typing import Callable, Hashable, NamedTuple
 
 import numpy as np
 import jax
 import jax.numpy as jnp
 
 from probinfer._progress import PROGRESS_THRESHOLD, chunked_scan
-from probinfer._random import fast_key
+from probinfer._random import as_key, fast_key
 from probinfer._types import Array, PRNGKey, PyTree
 from probinfer._validation import check_positive_int
 from probinfer.particles import policies as _policies
 from probinfer.particles.policies import ResamplingPolicy
 from probinfer.particles.resampling import Resampler, get_resampler
+from probinfer.particles import weights
 from probinfer.particles.weights import ess as _ess
 from probinfer.particles.weights import normalize
 from probinfer.result import Result
@@ -42,31 +49,62 @@ class FeynmanKac:
     Parameters
     ----------
     init : ``(key, n) -> particles`` with leading axis ``n``.
-    move : ``(key, x_prev, t) -> x``, batched over particles.
+    move : ``(key, x_prev, t) -> x``, batched over particles; must keep the structure,
+        shapes and dtypes of ``x_prev``.
     log_potential : ``(x_prev, x, t) -> (n,)``; ``x_prev`` is ``None`` at ``t = 0``.
-    num_steps : ``T``, the number of potentials (``M_0`` counts as step 0).
+    num_steps : ``T``, the number of potentials (``M_0`` counts as step 0); with ``done``,
+        the largest number of steps.
     summary : optional ``(particles, log_weights, t) -> pytree`` recorded after every
         step into ``SMCInfo.summary`` (e.g. weighted means, reward traces), so per-step
         statistics need no loop of your own.
+    adapt : optional ``(params, particles, log_weights, t) -> params``, called after the
+        move of step ``t`` (after ``M_0`` at ``t = 0``) with the weights the particles carry
+        into the reweighting. The params live in ``SMCState.params`` (the run's ``params``
+        argument is their initial value) and are recorded in ``SMCInfo.params``. With
+        ``adapt`` given, ``move`` is called as ``move(key, x_prev, t, params)`` with the
+        params of the previous step and ``log_potential`` as ``log_potential(x_prev, x, t,
+        params)`` with this step's.
+    done : optional ``state -> bool``: stop after the first step whose state satisfies it
+        (at most ``num_steps`` steps). The run is then a ``lax.while_loop``.
+    cache_key : optional hashable. Instances compare by identity, so reusing one object
+        reuses the compiled run; models built by one builder from the same objects can
+        pass the same ``cache_key`` (e.g. a tuple of those objects) to compare equal and
+        share the compiled program.
 
-    ``t`` is a traced integer inside compiled runs. Instances compare by identity, so
-    reusing one object reuses the compiled run.
+    ``t`` is a traced integer inside compiled runs.
     """
 
     init: Callable[[PRNGKey, int], PyTree]
-    move: Callable[[PRNGKey, PyTree, Array], PyTree]
-    log_potential: Callable[[PyTree | None, PyTree, Array], Array]
+    move: Callable[..., PyTree]
+    log_potential: Callable[..., Array]
     num_steps: int
     summary: Callable[[PyTree, Array, Array], PyTree] | None = None
+    adapt: Callable[[PyTree, PyTree, Array, Array], PyTree] | None = None
+    done: Callable[["SMCState"], Array] | None = None
+    cache_key: Hashable | None = None
 
     def __post_init__(self):
-        if self.summary is not None and not callable(self.summary):
-            raise TypeError("FeynmanKac.summary must be callable or None")
         for name in ("init", "move", "log_potential"):
             if not callable(getattr(self, name)):
                 raise TypeError(f"FeynmanKac.{name} must be callable, got "
                                 f"{type(getattr(self, name)).__name__}")
+        for name in ("summary", "adapt", "done"):
+            if getattr(self, name) is not None and not callable(getattr(self, name)):
+                raise TypeError(f"FeynmanKac.{name} must be callable or None")
         check_positive_int(self.num_steps, "num_steps")
+        if self.cache_key is not None:
+            hash(self.cache_key)
+
+    def __eq__(self, other):
+        if self.cache_key is None or not isinstance(other, FeynmanKac):
+            return self is other
+        return (type(self), self.num_steps, self.cache_key) == (
+            type(other), other.num_steps, other.cache_key)
+
+    def __hash__(self):
+        if self.cache_key is None:
+            return id(self)
+        return hash((type(self), self.num_steps, self.cache_key))
 
 
 class SMCState(NamedTuple):
@@ -75,6 +113,7 @@ class SMCState(NamedTuple):
     log_evidence: Array     # running estimate of log Z_t
     step: Array             # index of the last completed step
     ess: Array              # ESS of log_weights, kept so the next decision needs no pass
+    params: PyTree = None   # FeynmanKac.adapt's parameters after this step (None without)
 
 
 class SMCInfo(NamedTuple):
@@ -84,6 +123,7 @@ class SMCInfo(NamedTuple):
     log_evidence_increment: Array  # log sum_i W_{t-1}^i G_t^i
     num_nonfinite: Array           # potentials that were NaN or +inf (should be 0)
     summary: PyTree = None         # FeynmanKac.summary after this step, if given
+    params: PyTree = None          # FeynmanKac.adapt's parameters after this step, if given
 
 
 def _summary(fk, particles, log_weights, t):
@@ -101,23 +141,72 @@ def _reweight(log_weights_prev, log_potential):
             _ess(unnormalized))
 
 
+def single_key(key) -> PRNGKey:
+    """A user's key or integer seed (:func:`probinfer._random.as_key`), refusing a batch."""
+    key = as_key(key)
+    if key.shape not in ((), (2,)) or (key.shape == (2,) and key.dtype != np.uint32):
+        raise ValueError(f"key must be a single PRNG key, got a batch of shape {key.shape} "
+                         "(run once per key, e.g. with probinfer.smc.replicate, or vmap over "
+                         "the keys)")
+    return key
+
+
 def _check_potential_shape(log_g, num_particles):
     if log_g.shape != (num_particles,):
         raise ValueError(f"log_potential must return shape ({num_particles},), "
                          f"got {log_g.shape}")
 
 
-def init(key: PRNGKey, fk: FeynmanKac, num_particles: int) -> tuple[SMCState, SMCInfo]:
-    """Draw ``X_0 ~ M_0`` and weight by ``G_0``. Returns the state and the step-0 info."""
+def _check_initial_particles(x0, num_particles):
+    for path, leaf in jax.tree_util.tree_flatten_with_path(x0)[0]:
+        shape = getattr(leaf, "shape", ())
+        if len(shape) == 0 or shape[0] != num_particles:
+            where = jax.tree_util.keystr(path) or "the particles"
+            raise ValueError(
+                f"FeynmanKac.init(key, n) must return particles whose leaves have leading "
+                f"axis n = {num_particles}; {where} has shape {tuple(shape)}")
+
+
+def _check_moved_particles(x, x_prev):
+    structure, structure_prev = (jax.tree_util.tree_structure(x),
+                                 jax.tree_util.tree_structure(x_prev))
+    if structure != structure_prev:
+        raise ValueError(f"FeynmanKac.move must return particles with the structure of its "
+                         f"input x_prev: {structure_prev}, got {structure}")
+    paths = jax.tree_util.tree_flatten_with_path(x_prev)[0]
+    for (path, before), after in zip(paths, jax.tree_util.tree_leaves(x)):
+        after = jnp.asarray(after)
+        if after.shape != before.shape or after.dtype != before.dtype:
+            where = jax.tree_util.keystr(path) or "the particles"
+            raise ValueError(
+                f"FeynmanKac.move must keep the shape and dtype of the particles: "
+                f"{where} was {before.dtype}{list(before.shape)}, move returned "
+                f"{after.dtype}{list(after.shape)}")
+
+
+def _call(fk, fn, params, *args):
+    return fn(*args, params) if fk.adapt is not None else fn(*args)
+
+
+def init(key: PRNGKey, fk: FeynmanKac, num_particles: int, params: PyTree = None
+         ) -> tuple[SMCState, SMCInfo]:
+    """Draw ``X_0 ~ M_0`` and weight by ``G_0``. Returns the state and the step-0 info.
+
+    ``params`` is the initial value of the adapted parameters (models with ``adapt``).
+    """
     x0 = fk.init(key, num_particles)
-    log_g = jnp.asarray(fk.log_potential(None, x0, jnp.asarray(0)))
+    _check_initial_particles(x0, num_particles)
+    t0 = jnp.asarray(0, jnp.int32)
+    uniform = weights.uniform(num_particles)
+    if fk.adapt is not None:
+        params = fk.adapt(params, x0, uniform, t0)
+    log_g = jnp.asarray(_call(fk, fk.log_potential, params, None, x0, t0))
     _check_potential_shape(log_g, num_particles)
-    uniform = jnp.full(num_particles, -math.log(num_particles), log_g.dtype)
-    log_weights, increment, bad, ess = _reweight(uniform, log_g)
-    state = SMCState(x0, log_weights, increment, jnp.asarray(0, jnp.int32), ess)
+    log_weights, increment, bad, ess = _reweight(uniform.astype(log_g.dtype), log_g)
+    state = SMCState(x0, log_weights, increment, t0, ess, params)
     info = SMCInfo(ess, jnp.asarray(False),
                    jnp.arange(num_particles, dtype=jnp.int32), increment, bad,
-                   _summary(fk, x0, log_weights, state.step))
+                   _summary(fk, x0, log_weights, state.step), params)
     return state, info
 
 
@@ -140,19 +229,23 @@ def step(key: PRNGKey, state: SMCState, fk: FeynmanKac, resampler: Resampler,
     def with_resampling(_):
         x, ancestors = resample_particles(resample_key, state.particles, state.log_weights,
                                           resampler)
-        return x, jnp.full_like(state.log_weights, -math.log(num)), ancestors
+        return x, weights.uniform(num, state.log_weights.dtype), ancestors
 
     def without(_):
         return state.particles, state.log_weights, jnp.arange(num, dtype=jnp.int32)
 
     x_prev, log_w_prev, ancestors = jax.lax.cond(do_resample, with_resampling, without, None)
-    x = fk.move(move_key, x_prev, t)
-    log_g = jnp.asarray(fk.log_potential(x_prev, x, t))
+    x = _call(fk, fk.move, state.params, move_key, x_prev, t)
+    _check_moved_particles(x, x_prev)
+    params = state.params
+    if fk.adapt is not None:
+        params = fk.adapt(params, x, log_w_prev, t)
+    log_g = jnp.asarray(_call(fk, fk.log_potential, params, x_prev, x, t))
     _check_potential_shape(log_g, num)
     log_weights, increment, bad, ess = _reweight(log_w_prev, log_g)
-    new_state = SMCState(x, log_weights, state.log_evidence + increment, t, ess)
+    new_state = SMCState(x, log_weights, state.log_evidence + increment, t, ess, params)
     return new_state, SMCInfo(ess, do_resample, ancestors, increment, bad,
-                              _summary(fk, x, log_weights, t))
+                              _summary(fk, x, log_weights, t), params)
 
 
 def _scan_steps(keys, state, fk, resampler, policy):
@@ -163,22 +256,85 @@ def _stack(first: SMCInfo, rest: SMCInfo) -> SMCInfo:
     return jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
 
 
+def _running(fk, state):
+    """Whether a model with a stopping condition takes another step. A run whose evidence
+    is no longer finite (NaN or +inf potentials, or every weight zero) stops at once: its
+    later steps carry NaNs, and the runner reports the first failing step."""
+    finite = jnp.isfinite(state.log_evidence)
+    return ~jnp.asarray(fk.done(state)) & (state.step < fk.num_steps - 1) & finite
+
+
+def _while_steps(keys, state, info0, fk, resampler, policy):
+    buffer = jax.tree_util.tree_map(
+        lambda leaf: jnp.zeros((fk.num_steps,) + leaf.shape, leaf.dtype).at[0].set(leaf),
+        info0)
+
+    def body(carry):
+        s, buf = carry
+        new, info = step(keys[s.step + 1], s, fk, resampler, policy)
+        return new, jax.tree_util.tree_map(lambda b, v: b.at[new.step].set(v), buf, info)
+
+    return jax.lax.while_loop(lambda carry: _running(fk, carry[0]), body, (state, buffer))
+
+
 def scan(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampler: Resampler,
-         policy: ResamplingPolicy) -> tuple[SMCState, SMCInfo]:
+         policy: ResamplingPolicy, params: PyTree = None) -> tuple[SMCState, SMCInfo]:
     """The whole run as one pure function (``jit``/``vmap`` it, e.g. over replicate keys).
 
-    Returns the final state and the per-step infos stacked along a leading step axis.
-    No input validation or error reporting: :func:`run` adds those.
+    Returns the final state and the per-step infos stacked along a leading step axis of
+    length ``fk.num_steps``. For a model with ``done`` the run stops early and only the
+    first ``state.step + 1`` rows are filled (the rest are zeros). No input validation or
+    error reporting: :func:`run` adds those.
     """
     keys = jax.random.split(key, fk.num_steps)
-    state, info0 = init(keys[0], fk, num_particles)
+    state, info0 = init(keys[0], fk, num_particles, params)
+    if fk.done is not None:
+        return _while_steps(keys, state, info0, fk, resampler, policy)
     state, infos = _scan_steps(keys[1:], state, fk, resampler, policy)
     return state, _stack(info0, infos)
 
 
 _init_jit = jax.jit(init, static_argnames=("fk", "num_particles"))
+_step_jit = jax.jit(step, static_argnames=("fk", "resampler"))
 _scan_steps_jit = jax.jit(_scan_steps, static_argnames=("fk", "resampler"))
 _scan_jit = jax.jit(scan, static_argnames=("fk", "num_particles", "resampler"))
+
+
+def execute(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampler: Resampler,
+            policy: ResamplingPolicy, params: PyTree = None, progress_bar: bool | None = None,
+            desc: str = "SMC") -> tuple[SMCState, SMCInfo]:
+    """Compiled run shared by every runner: returns the final state and the infos of the
+    steps actually taken. No validation and no error reporting (see :func:`check_run`).
+
+    Without a progress bar the whole run is one compiled call. With one, a fixed-length
+    model runs in compiled chunks and a model with ``done`` one compiled step at a time;
+    the per-step keys are the same in every mode.
+    """
+    if progress_bar is None:
+        progress_bar = fk.done is None and fk.num_steps > PROGRESS_THRESHOLD
+    # Same bits as the caller's key, generated faster on CPU (see probinfer._random).
+    key = fast_key(key)
+    if not progress_bar or fk.num_steps == 1:
+        state, info = _scan_jit(key, fk, num_particles, resampler, policy, params)
+        if fk.done is not None:
+            info = jax.tree_util.tree_map(lambda leaf: leaf[:int(state.step) + 1], info)
+        return state, info
+    keys = jax.random.split(key, fk.num_steps)
+    state, info0 = _init_jit(keys[0], fk, num_particles, params)
+    if fk.done is None:
+        state, rest = chunked_scan(
+            lambda chunk, s: _scan_steps_jit(chunk, s, fk, resampler, policy), state,
+            keys[1:], True, desc=desc, initial=1)
+        return state, _stack(info0, rest)
+    from tqdm.auto import tqdm
+    infos = [info0]
+    with tqdm(desc=desc, unit="step") as bar:
+        bar.update(1)
+        while bool(_running(fk, state)):
+            state, info = _step_jit(keys[int(state.step) + 1], state, fk, resampler, policy)
+            infos.append(info)
+            bar.update(1)
+    return state, jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *infos)
 
 
 def _policy_from(policy, ess_threshold, num_steps) -> ResamplingPolicy:
@@ -199,34 +355,52 @@ def _policy_from(policy, ess_threshold, num_steps) -> ResamplingPolicy:
     return policy
 
 
-def _raise_on_degeneracy(info: SMCInfo):
-    """Raise for the earliest failure: once every weight is zero the run carries NaNs, so
-    later non-finite potentials are consequences, not causes."""
+def check_run(info: SMCInfo, potential: str = "log_potential") -> None:
+    """Raise ``ValueError`` for the earliest failure of a run, naming the step and count.
+
+    Once every weight is zero the run carries NaNs, so later non-finite potentials are
+    consequences, not causes. ``potential`` names the user function behind the potentials
+    (e.g. ``'log_likelihood'`` for tempering).
+    """
     bad = np.asarray(info.num_nonfinite) > 0
     dead = np.isneginf(np.asarray(info.log_evidence_increment))
     first_bad = int(np.argmax(bad)) if bad.any() else None
     first_dead = int(np.argmax(dead)) if dead.any() else None
     if first_dead is not None and (first_bad is None or first_dead < first_bad):
         raise ValueError(
-            f"every particle has zero weight at step {first_dead}: all log-potentials are "
-            "-inf (e.g. a hard constraint no particle satisfies). Use more particles, a "
+            f"every particle has zero weight at step {first_dead}: all {potential} values "
+            "are -inf (e.g. a hard constraint no particle satisfies). Use more particles, a "
             "softer potential, or a proposal that reaches the support.")
     if first_bad is not None:
         count = int(np.asarray(info.num_nonfinite)[first_bad])
         raise ValueError(
-            f"log_potential returned NaN or +inf for {count} particle(s) at step "
-            f"{first_bad}; the per-step counts are in SMCInfo.num_nonfinite (use "
+            f"{potential} returned NaN or +inf for {count} particle(s) at step "
+            f"{first_bad}; the per-step counts are in info.num_nonfinite (use "
             "probinfer.smc.scan to inspect the run without this check)")
+
+
+COLLAPSE_FRACTION = 0.01
+
+
+def warn_on_collapse(ess, num_particles: int, advice: str) -> None:
+    """Warn when the final ESS is below ``COLLAPSE_FRACTION`` of the particles."""
+    ess = float(ess)
+    if ess < COLLAPSE_FRACTION * num_particles:
+        warnings.warn(
+            f"the final effective sample size collapsed to {ess:.3g} of {num_particles} "
+            f"particles ({100 * ess / num_particles:.2g}%, below "
+            f"{100 * COLLAPSE_FRACTION:g}%): weighted estimates rest on a handful of "
+            f"particles. {advice}", RuntimeWarning, stacklevel=3)
 
 
 def run(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampling="systematic",
         ess_threshold: float = 0.5, policy=None, final_resample: bool = False,
-        progress_bar: bool | None = None) -> Result:
+        progress_bar: bool | None = None, params: PyTree = None) -> Result:
     """Run SMC on a Feynman–Kac model.
 
     Parameters
     ----------
-    key : PRNG key.
+    key : PRNG key, or an integer seed (``jax.random.key(seed)``).
     fk : the :class:`FeynmanKac` model.
     num_particles : N >= 1.
     resampling : 'systematic' (default), 'stratified', 'multinomial', 'residual' or a
@@ -235,17 +409,20 @@ def run(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampling="systematic
     policy : 'always', 'never', or a :class:`ResamplingPolicy` (see
         ``probinfer.smc.every``/``at_steps``) overriding ``ess_threshold``.
     final_resample : resample once more at the end, returning equally weighted samples.
-    progress_bar : show a progress bar; default: only for runs of more than 200 steps
-        (it advances between compiled chunks; results do not depend on it).
+    progress_bar : show a progress bar; default: only for fixed-length runs of more than
+        200 steps (it advances between compiled chunks; results do not depend on it).
+    params : initial value of the adapted parameters (models with ``FeynmanKac.adapt``).
 
     Returns
     -------
-    Result with ``samples`` (particles at ``T-1``), normalised ``log_weights``,
+    Result with ``samples`` (particles at the last step), normalised ``log_weights``,
     ``log_evidence`` (estimate of ``log E[prod_t G_t]``) and ``info`` (:class:`SMCInfo`
-    stacked over the ``T`` steps).
+    stacked over the steps taken: ``T``, or fewer for a model with ``done``).
 
-    Raises ``ValueError`` naming the step when a potential is NaN or +inf, and when every
-    particle has zero weight (all potentials ``-inf``).
+    Raises ``ValueError`` naming the step when a potential is NaN or +inf, when every
+    particle has zero weight (all potentials ``-inf``), and naming ``init`` or ``move``
+    when they return particles of the wrong shape. Warns (``RuntimeWarning``) when the
+    final ESS is below 1 % of the particles.
 
     Example
     -------
@@ -259,30 +436,21 @@ def run(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampling="systematic
     >>> res.info.ess.shape
     (10,)
     """
+    key = single_key(key)
     if not isinstance(fk, FeynmanKac):
         raise TypeError(f"fk must be a probinfer.smc.FeynmanKac, got {type(fk).__name__}")
     num_particles = check_positive_int(num_particles, "num_particles")
     resampler = get_resampler(resampling)
     policy = _policy_from(policy, ess_threshold, fk.num_steps)
-    if progress_bar is None:
-        progress_bar = fk.num_steps > PROGRESS_THRESHOLD
-    # Same bits as the caller's key, generated faster on CPU (see probinfer._random).
-    key = fast_key(key)
-    if progress_bar and fk.num_steps > 1:
-        keys = jax.random.split(key, fk.num_steps)
-        state, info0 = _init_jit(keys[0], fk, num_particles)
-        state, rest = chunked_scan(
-            lambda chunk, s: _scan_steps_jit(chunk, s, fk, resampler, policy), state,
-            keys[1:], True, desc="SMC", initial=1)
-        info = _stack(info0, rest)
-    else:
-        # One compiled call: init, every step and the stacking of infos.
-        state, info = _scan_jit(key, fk, num_particles, resampler, policy)
-    _raise_on_degeneracy(info)
+    state, info = execute(key, fk, num_particles, resampler, policy, params, progress_bar)
+    check_run(info)
+    warn_on_collapse(state.ess, num_particles,
+                     "Use more particles, resample more often (policy=), or potentials that "
+                     "change less from step to step.")
 
     samples, log_weights = state.particles, state.log_weights
     if final_resample:
-        final_key = jax.random.fold_in(key, fk.num_steps)
+        final_key = jax.random.fold_in(fast_key(key), fk.num_steps)
         samples, _ = resample_particles(final_key, samples, log_weights, resampler)
-        log_weights = jnp.full_like(log_weights, -math.log(num_particles))
+        log_weights = weights.uniform(num_particles, log_weights.dtype)
     return Result(samples, log_weights, state.log_evidence, info)

@@ -1,258 +1,383 @@
-"""Adaptive tempered SMC with MCMC rejuvenation, and its waste-free variant.
+"""Adaptive tempered SMC as a Feynman–Kac model on the one SMC engine, and waste-free SMC.
 
-The target is the end of the geometric path ``π_β(x) ∝ prior(x) · L(x)^β`` from ``β = 0``
-(exact prior draws) to ``β = 1`` (the posterior). One step from equally weighted particles
-at ``β``:
+The target is the end of the geometric path ``π_β(x) ∝ prior(x) · L(x)^β``
+(:class:`~probinfer.targets.GeometricPath`) from ``β = 0`` (exact prior draws) to ``β = 1``
+(the posterior). As a Feynman–Kac model (Chopin & Papaspiliopoulos 2020, ch. 17):
 
-1. choose ``β' = β + δ`` by bisection so that the ESS of the incremental weights
-   ``exp(δ · log L(x_i))`` is ``target_ess · N`` (or ``β' = 1`` if that already keeps the
-   ESS above the target) (Jasra et al. 2011; Zhou, Johansen & Aston 2016);
-2. reweight; the log-evidence grows by ``log mean_i exp(δ · log L(x_i))``;
-3. tune the move from the weighted particles (pluggable, see
-   :mod:`probinfer.kernels.adaptation`);
-4. resample, then move every particle with an MCMC kernel invariant for ``π_β'``.
+* ``M_0`` draws from the prior; ``M_t`` is an MCMC move invariant for ``π_{β_t}``;
+* after each move the next exponent ``β_{t+1}`` is chosen (the model's ``adapt``) so that
+  the ESS of the weights ``W_t ∝ W_{t-1} · L(x)^{β_{t+1} - β_t}`` is ``target_ess`` times the
+  ESS they had before (Jasra et al. 2011; Zhou, Johansen & Aston 2016), and the move's
+  params are tuned from the reweighted particles;
+* ``G_t(x) = L(x)^{β_{t+1} - β_t}``; the run stops after the step that reaches ``β = 1``
+  (the engine's ``done``), so the final particles are weighted for the posterior and
+  ``log_evidence`` estimates ``log ∫ prior · L``.
 
-Waste-free SMC (Dau & Chopin 2022) resamples only ``M = N / P`` particles and runs a chain
-of ``P - 1`` moves from each, keeping *every* state of every chain as the new ``N``
-particles; the same number of likelihood evaluations then buys a far better particle
-system than moving all ``N`` particles and discarding the intermediate states.
+The exponent is found by bisection on ``log δ`` between ``log(tiny)`` and ``log(1 - β)``,
+so increments down to the smallest positive float are reachable and tempering does not
+stall on likelihoods whose values at the prior draws span hundreds of orders of magnitude.
+Particles with ``log L = -inf`` (outside the likelihood's support) get zero weight at the
+first positive exponent and are dropped at resampling; the ESS target counts only the
+others, and the dropped fraction is reported.
 
-``init``/``step`` are pure functions over NamedTuples; :func:`loop` is the whole run as
-one pure function (``jit``/``vmap`` it over replicate keys); :func:`tempered` is the
-runner with validation, a progress bar and clear errors.
+Waste-free SMC (Dau & Chopin 2022) is a move: of the ``N`` resampled particles it keeps
+``M = N / P`` (every ``P``-th from a random offset, which is a resampling of ``M`` from the
+weights with the same marginals as the engine's scheme), runs a chain of ``P - 1`` kernel
+steps from each and keeps every state, so the same number of likelihood evaluations buys
+a far better particle system than moving all ``N`` particles.
 
 References: Del Moral, Doucet & Jasra (2006), "Sequential Monte Carlo samplers";
 Chopin & Papaspiliopoulos (2020), *An Introduction to Sequential Monte Carlo*, ch. 17;
-Dau & Chopin (2022), "Waste-free sequential Monte Carlo", JRSS B.
+Dau & Chopin (2022), "Waste-free sequential Monte Carlo", JRSS B;
+Buchholz, Chopin & Jacob (2021), "Adaptive tuning of HMC within SMC", Bayesian Analysis.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Callable, NamedTuple
 
 import numpy as np
 import jax
 import jax.numpy as jnp
-from jax.flatten_util import ravel_pytree
 
 from probinfer._types import Array, PRNGKey, PyTree
 from probinfer._validation import check_positive_int
 from probinfer.kernels.adaptation import population_adaptation
 from probinfer.kernels.base import Kernel
-from probinfer.kernels.combinators import repeat
-from probinfer.kernels.moves import rwm
+from probinfer.kernels.combinators import AdaptiveRepeat, Chain, Repeat, adaptive_repeat
+from probinfer.kernels.moves import HMC, MALA, NUTS, RandomWalk, hmc, rwm
+from probinfer.particles import policies
 from probinfer.particles.resampling import Resampler, get_resampler
-from probinfer.particles.smc import resample_particles
+from probinfer.particles.smc import (FeynmanKac, SMCInfo, SMCState, check_run, execute, scan,
+                                     single_key, warn_on_collapse)
 from probinfer.particles.weights import ess as _ess
-from probinfer.particles.weights import normalize
+from probinfer.particles.weights import normalize, particles_as_rows
 from probinfer.result import Result
-from probinfer.targets.base import Target
+from probinfer.targets.base import GeometricPath, Target
 
-_BISECTION_ITERATIONS = 60
+_BISECTION_ITERATIONS = 64
+
+
+class TemperedParticles(NamedTuple):
+    """Per-particle state of tempered SMC (resampled together in one gather)."""
+
+    position: PyTree          # the points, leading axis N
+    log_prior: Array          # (N,) prior log density at the points (cached)
+    log_likelihood: Array     # (N,) log L at the points (cached)
+    acceptance_rate: PyTree   # (N,) acceptance of the last move (NaN before the first)
+    num_moves: Array          # (N,) kernel steps of the last move (0 before the first)
 
 
 class TemperedState(NamedTuple):
-    particles: PyTree         # equally weighted, targeting prior · L^beta
-    log_likelihood: Array     # (N,) log L at the particles (cached)
-    beta: Array               # current exponent in [0, 1]
-    log_evidence: Array       # running estimate of log ∫ prior · L^beta
-    kernel_params: PyTree     # params the next move starts from
-    acceptance_rate: PyTree   # mean acceptance of the last move (targets before the first)
-    step: Array               # number of completed steps
+    """The tempering part of the engine's state (``SMCState.params``), after a step."""
+
+    beta: Array               # exponent the weighted particles now target
+    previous_beta: Array      # exponent the step's move targeted
+    target_ess: Array         # each step keeps the ESS at target_ess times its previous value
+    kernel_params: PyTree     # params the next move uses (tuned at this step)
+    acceptance_rate: PyTree   # mean acceptance of this step's move (NaN at step 0)
+    num_moves: Array          # kernel steps of this step's move (0 at step 0)
+    dropped_fraction: Array   # weight on particles with log L = -inf, set to 0 at this step
+    num_nonfinite_prior: Array  # particles whose prior log density is not finite (0)
 
 
 class TemperedInfo(NamedTuple):
-    beta: Array                    # exponent reached at this step
-    ess: Array                     # ESS of the incremental weights, before resampling
-    log_evidence_increment: Array  # log mean_i exp(delta · log L(x_i))
-    acceptance_rate: PyTree        # mean acceptance of this step's move
-    kernel_params: PyTree          # params used for this step's move
-    ancestors: Array               # (N,) or (M,) waste-free: the resampled parents
-    num_nonfinite: Array           # NaN / +inf log-likelihoods after the move (should be 0)
+    """Per-step traces of a tempered run (leading axis: the steps, step 0 = prior draws)."""
+
+    beta: Array                    # exponent reached at this step (the schedule, > 0)
+    ess: Array                     # ESS after reweighting at this step
+    log_evidence_increment: Array  # log sum_i W_{t-1}^i L(x_i)^delta
+    acceptance_rate: PyTree        # mean acceptance of this step's move (NaN at step 0)
+    kernel_params: PyTree          # params tuned at this step for the next move
+    ancestors: Array               # (N,) parents at this step's resampling
+    num_nonfinite: Array           # NaN / +inf log-likelihoods at this step (should be 0)
+    num_moves: Array               # kernel steps of this step's move (0 at step 0)
+    dropped_fraction: Array        # weight dropped for log L = -inf at this step
+    num_gradient_evaluations: Array  # log-density gradients in this step's move (NaN: NUTS)
+    kernel: str = ""               # the move, e.g. 'adaptive_repeat(hmc(10), max 20)'
     constrain: Callable | None = None  # map to named constrained sites (from_numpyro runs)
 
+    def traces(self):
+        """``(per_step, counters)``: per-step traces and run totals (see ``to_arviz``)."""
+        per_step = {"tempering_exponent": self.beta, "ess": self.ess,
+                    "log_evidence_increment": self.log_evidence_increment,
+                    "acceptance_rate": self.acceptance_rate, "num_moves": self.num_moves,
+                    "dropped_fraction": self.dropped_fraction,
+                    "step_size": _step_sizes(self.kernel_params)}
+        grads = np.asarray(self.num_gradient_evaluations)
+        counters = {"num_tempering_steps": int(np.asarray(self.beta).shape[0]),
+                    "num_moves": int(np.sum(np.asarray(self.num_moves)))}
+        if np.isfinite(grads).all():
+            counters["num_gradient_evaluations"] = int(grads.sum())
+        return per_step, counters
 
-def _incremental_log_weights(log_likelihood: Array, delta: Array) -> Array:
-    # 0 · (-inf) is NaN; a particle with zero likelihood has zero weight for any delta > 0.
+
+def _step_sizes(kernel_params):
+    from probinfer.kernels.base import KernelParams
+    leaves = jax.tree_util.tree_leaves(kernel_params,
+                                       is_leaf=lambda node: isinstance(node, KernelParams))
+    sizes = tuple(p.step_size for p in leaves if isinstance(p, KernelParams))
+    return sizes[0] if len(sizes) == 1 else sizes
+
+
+def incremental_log_weights(log_likelihood: Array, delta: Array) -> Array:
+    """``delta · log L``, with ``-inf`` (not NaN) where ``log L = -inf`` for any ``delta``."""
     return jnp.where(jnp.isneginf(log_likelihood), -jnp.inf, delta * log_likelihood)
 
 
-def next_exponent(log_likelihood: Array, beta: Array, target_ess) -> Array:
-    """The next exponent: the largest ``β' ≤ 1`` whose incremental ESS is ``≥ target_ess·N``.
+def next_exponent(log_likelihood: Array, beta: Array, target_ess,
+                  log_weights: Array | None = None) -> Array:
+    """The next exponent: the largest ``β' ≤ 1`` whose weights keep ``target_ess`` of the ESS.
 
-    Bisection on ``δ ∈ [0, 1 − β]`` of the decreasing function
-    ``δ ↦ ESS(exp(δ · log L)) / N``. The weights carry ``+δ · log L``, the same sign as
-    the reweighting step; a sign error would pass on a symmetric likelihood and fail on
-    an asymmetric one, which the tests check. Returns ``β`` itself when no ``δ > 0``
-    reaches the target (the run has stalled; :func:`tempered` reports it).
+    The ESS of ``log_weights + δ · log L`` decreases from ``ESS_0`` (its limit as
+    ``δ → 0+``: the ESS of ``log_weights`` over the particles with finite ``log L``) as
+    ``δ`` grows; the bisection runs on ``log δ ∈ [log(tiny), log(1 − β)]`` for the largest
+    ``δ`` with ESS ``≥ target_ess · ESS_0``. The weights carry ``+δ · log L``, the sign of
+    the reweighting (a sign error would pass on a symmetric likelihood only). Where no
+    representable ``δ`` reaches the target the exponent still moves to the next float
+    above ``β``: tempering never stalls, and ``info.ess`` shows the shortfall.
     """
-    num = log_likelihood.shape[0]
-    log_target = jnp.log(jnp.asarray(target_ess, log_likelihood.dtype))
-    max_delta = 1.0 - beta
+    dtype = log_likelihood.dtype
+    log_weights = (jnp.zeros_like(log_likelihood) if log_weights is None
+                   else jnp.asarray(log_weights, dtype))
+    finite = jnp.isfinite(log_likelihood)
+    log_l = jnp.where(finite, log_likelihood, 0.0)
+    base = jnp.where(finite, log_weights, -jnp.inf)
+    log_target = jnp.log(jnp.asarray(target_ess, dtype)) + jnp.log(_ess(base))
 
-    def reaches_target(delta):
-        log_ess = jnp.log(_ess(_incremental_log_weights(log_likelihood, delta)))
-        return log_ess - math.log(num) >= log_target
+    def reaches_target(log_delta):
+        return jnp.log(_ess(base + jnp.exp(log_delta) * log_l)) >= log_target
+
+    remaining = 1.0 - beta
+    high = jnp.log(remaining)
+    low = jnp.log(jnp.asarray(jnp.finfo(dtype).tiny, dtype))
 
     def bisect(_, bounds):
-        low, high = bounds
-        mid = 0.5 * (low + high)
+        lo, hi = bounds
+        mid = 0.5 * (lo + hi)
         ok = reaches_target(mid)
-        return jnp.where(ok, mid, low), jnp.where(ok, high, mid)
+        return jnp.where(ok, mid, lo), jnp.where(ok, hi, mid)
 
-    low, _ = jax.lax.fori_loop(0, _BISECTION_ITERATIONS, bisect,
-                               (jnp.zeros_like(max_delta), max_delta))
-    return jnp.where(reaches_target(max_delta), jnp.ones_like(beta), beta + low)
-
-
-def _dim_and_dtype(particles):
-    flat = ravel_pytree(jax.tree_util.tree_map(lambda leaf: leaf[0], particles))[0]
-    return flat.shape[0], flat.dtype
+    low, _ = jax.lax.fori_loop(0, _BISECTION_ITERATIONS, bisect, (low, high))
+    proposed = jnp.minimum(beta + jnp.exp(low), 1.0)
+    proposed = jnp.maximum(proposed, jnp.nextafter(beta, jnp.asarray(2.0, beta.dtype)))
+    return jnp.where(reaches_target(high), jnp.ones_like(beta), jnp.minimum(proposed, 1.0))
 
 
-def init(key: PRNGKey, prior: Target, log_likelihood: Callable, num_particles: int,
-         kernel: Kernel, adaptation=None, kernel_params=None) -> TemperedState:
-    """Draw ``N`` particles from the prior (``β = 0``) and set up the kernel params.
+def _mean_acceptance(acceptance):
+    return jax.tree_util.tree_map(jnp.mean, acceptance)
 
-    ``kernel_params`` defaults to ``kernel.default_params``; ``adaptation`` (if given)
-    then sets the scale from the prior draws.
+
+def tempering_model(path: GeometricPath, kernel: Kernel, adaptation=None,
+                    chain_length: int | None = None, max_steps: int = 500) -> FeynmanKac:
+    """The adaptive tempering Feynman–Kac model of ``path`` (see the module docstring).
+
+    Run it with the engine and the initial params of :func:`tempering_params`, resampling
+    at every step: ``pi.smc.run(key, fk, n, policy="always", params=params)``.
+    :func:`tempered` does this with input checks and the tempering-specific errors.
+
+    Parameters
+    ----------
+    path : the :class:`~probinfer.targets.GeometricPath` from a prior with ``sample``.
+    kernel : the MCMC move (a :class:`~probinfer.kernels.Kernel`).
+    adaptation : ``(kernel, params, particles, log_weights, acceptance_rate) -> params``
+        applied after choosing each exponent, or ``None`` to keep the params.
+    chain_length : ``None`` moves all particles with ``kernel``; ``P`` makes the move
+        waste-free (``N / P`` chains of ``P`` states; ``P`` must divide ``N``).
+    max_steps : upper bound on the number of steps (the engine's ``num_steps``).
     """
-    particles = prior.sample(key, num_particles)
-    log_l = jax.vmap(log_likelihood)(particles)
-    dim, dtype = _dim_and_dtype(particles)
+    prior, log_likelihood = path.base, path.log_likelihood
+    target_acceptance = kernel.target_acceptance
+
+    def init(key, num):
+        x = prior.sample(key, num)
+        log_l = jax.vmap(log_likelihood)(x)
+        nan = jax.tree_util.tree_map(lambda _: jnp.full(num, jnp.nan, log_l.dtype),
+                                     target_acceptance)
+        return TemperedParticles(x, prior.batch_log_density(x), log_l, nan,
+                                 jnp.zeros(num, jnp.int32))
+
+    def adapt(params, particles, log_weights, t):
+        log_l = particles.log_likelihood
+        beta = next_exponent(log_l, params.beta, params.target_ess, log_weights)
+        new_log_weights = log_weights + incremental_log_weights(log_l, beta - params.beta)
+        dropped = jnp.sum(jnp.where(jnp.isneginf(log_l), jnp.exp(normalize(log_weights)[0]),
+                                    0.0))
+        acceptance = _mean_acceptance(particles.acceptance_rate)
+        kernel_params = params.kernel_params
+        if adaptation is not None:
+            # Before the first move there is no acceptance rate: aim the step size at the
+            # target, i.e. leave it unchanged.
+            observed = jax.tree_util.tree_map(
+                lambda a, target: jnp.where(jnp.isnan(a), jnp.asarray(target, a.dtype), a),
+                acceptance, target_acceptance)
+            kernel_params = adaptation(kernel, kernel_params, particles.position,
+                                       new_log_weights, observed)
+        bad_prior = jnp.sum(~jnp.isfinite(particles.log_prior)).astype(jnp.int32)
+        return TemperedState(beta, params.beta, params.target_ess, kernel_params, acceptance,
+                             particles.num_moves[0], dropped.astype(log_l.dtype), bad_prior)
+
+    def move(key, particles, t, params):
+        beta = params.beta
+
+        def log_density(point):
+            return path.log_density(point, beta)
+
+        num = particles.log_likelihood.shape[0]
+        if chain_length is None:
+            x, info = kernel.move(key, particles.position, log_density, params.kernel_params)
+            acceptance = info.acceptance_rate
+            steps = kernel.steps_per_move if info.num_steps is None else info.num_steps
+        else:
+            offset_key, move_key = jax.random.split(key)
+            offset = jax.random.randint(offset_key, (), 0, chain_length)
+            starts = jax.tree_util.tree_map(
+                lambda leaf: jax.lax.dynamic_index_in_dim(
+                    leaf.reshape((num // chain_length, chain_length) + leaf.shape[1:]),
+                    offset, axis=1, keepdims=False), particles.position)
+            x, info = kernel.trajectories(move_key, starts, log_density, params.kernel_params,
+                                          chain_length)
+            acceptance = jax.tree_util.tree_map(lambda a: jnp.repeat(a, chain_length),
+                                                info.acceptance_rate)
+            steps = (chain_length - 1) * (kernel.steps_per_move or 1)
+        log_l = jax.vmap(log_likelihood)(x)
+        acceptance = jax.tree_util.tree_map(lambda a: a.astype(log_l.dtype), acceptance)
+        return TemperedParticles(x, prior.batch_log_density(x), log_l, acceptance,
+                                 jnp.full(num, steps, jnp.int32))
+
+    def log_potential(x_prev, particles, t, params):
+        log_g = incremental_log_weights(particles.log_likelihood,
+                                        params.beta - params.previous_beta)
+        # A prior that is not finite at its own draws stops the run (the runner says why).
+        return jnp.where(jnp.isfinite(particles.log_prior), log_g, jnp.nan)
+
+    def done(state):
+        return state.params.beta >= 1
+
+    return FeynmanKac(init, move, log_potential, max_steps, adapt=adapt, done=done,
+                      cache_key=("tempering", prior, log_likelihood, kernel, adaptation,
+                                 chain_length))
+
+
+def tempering_params(kernel: Kernel, example_point: PyTree, target_ess=0.5,
+                     kernel_params=None) -> TemperedState:
+    """Initial params of :func:`tempering_model` at ``β = 0``.
+
+    ``example_point`` (ONE point, or its ``jax.ShapeDtypeStruct``) fixes the dimension and
+    dtype of ``kernel.default_params``, used when ``kernel_params`` is ``None``.
+    """
+    leaves = jax.tree_util.tree_leaves(example_point)
+    dim = sum(int(np.prod(leaf.shape)) for leaf in leaves)
+    dtype = jnp.result_type(*[leaf.dtype for leaf in leaves])
     params = kernel.default_params(dim, dtype) if kernel_params is None else kernel_params
-    uniform = jnp.zeros(num_particles, log_l.dtype)
-    if adaptation is not None:
-        params = adaptation(kernel, params, particles, uniform, None)
-    acceptance = jax.tree_util.tree_map(lambda t: jnp.asarray(t, log_l.dtype),
-                                        kernel.target_acceptance)
-    zero = jnp.zeros((), log_l.dtype)
-    return TemperedState(particles, log_l, zero, zero, params, acceptance,
-                         jnp.asarray(0, jnp.int32))
+    zero = jnp.zeros((), dtype)
+    nan = jax.tree_util.tree_map(lambda _: jnp.full((), jnp.nan, dtype),
+                                 kernel.target_acceptance)
+    return TemperedState(zero, zero, jnp.asarray(target_ess, dtype), params, nan,
+                         jnp.asarray(0, jnp.int32), zero, jnp.asarray(0, jnp.int32))
 
 
-def step(key: PRNGKey, state: TemperedState, prior: Target, log_likelihood: Callable,
-         kernel: Kernel, target_ess, adaptation=None, resampler: Resampler = None,
-         chain_length: int | None = None) -> tuple[TemperedState, TemperedInfo]:
-    """One tempering step: next exponent → reweight → adapt → resample → move.
+def tempered_scan(key: PRNGKey, prior: Target, log_likelihood: Callable, num_particles: int,
+                  kernel: Kernel, target_ess=0.5, adaptation=None,
+                  resampler: Resampler | None = None, chain_length: int | None = None,
+                  max_steps: int = 500, kernel_params=None) -> tuple[SMCState, SMCInfo]:
+    """The whole tempered run as one pure function (``jit``/``vmap`` it over replicate keys).
 
-    ``chain_length=None`` moves all ``N`` particles once with ``kernel``; an integer
-    ``P`` is the waste-free step (``N / P`` chains of ``P`` states each).
+    The engine's :func:`~probinfer.smc.scan` on :func:`tempering_model`: returns the final
+    :class:`~probinfer.smc.SMCState` (``state.particles`` are :class:`TemperedParticles`,
+    ``state.params`` the :class:`TemperedState`) and the engine infos in a buffer of
+    ``max_steps`` rows, of which the first ``state.step + 1`` are filled. No validation or
+    error reporting: :func:`tempered` adds those. Uses the same random keys as
+    :func:`tempered`, so both give the same run. ``target_ess`` may be traced.
     """
+    fk = tempering_model(GeometricPath(prior, log_likelihood), kernel, adaptation,
+                         chain_length, max_steps)
+    example = jax.eval_shape(lambda k: jax.tree_util.tree_map(lambda leaf: leaf[0],
+                                                              prior.sample(k, 1)), key)
+    params = tempering_params(kernel, example, target_ess, kernel_params)
     resampler = get_resampler("systematic") if resampler is None else resampler
-    resample_key, move_key = jax.random.split(key)
-    num = state.log_likelihood.shape[0]
-    beta = next_exponent(state.log_likelihood, state.beta, target_ess)
-    log_w = _incremental_log_weights(state.log_likelihood, beta - state.beta)
-    log_w_normalized, log_sum = normalize(log_w)
-    increment = log_sum - math.log(num)
-    params = state.kernel_params
-    if adaptation is not None:
-        params = adaptation(kernel, params, state.particles, log_w_normalized,
-                            state.acceptance_rate)
-
-    num_resampled = num if chain_length is None else num // chain_length
-    x, ancestors = resample_particles(resample_key, state.particles, log_w_normalized,
-                                      resampler, num_resampled)
-
-    def tempered_log_density(point):
-        return prior.log_density(point) + beta * log_likelihood(point)
-
-    if chain_length is None:
-        x, move_info = kernel.move(move_key, x, tempered_log_density, params)
-    else:
-        x, move_info = kernel.trajectories(move_key, x, tempered_log_density, params,
-                                           chain_length)
-    log_l = jax.vmap(log_likelihood)(x)
-    acceptance = jax.tree_util.tree_map(jnp.mean, move_info.acceptance_rate)
-    nonfinite = jnp.sum(jnp.isnan(log_l) | (log_l == jnp.inf)).astype(jnp.int32)
-    new_state = TemperedState(x, log_l, beta, state.log_evidence + increment, params,
-                              acceptance, state.step + 1)
-    info = TemperedInfo(beta, _ess(log_w), increment, acceptance, params, ancestors,
-                        nonfinite)
-    return new_state, info
+    return scan(key, fk, num_particles, resampler, policies.always(), params)
 
 
-def loop(key: PRNGKey, prior: Target, log_likelihood: Callable, num_particles: int,
-         kernel: Kernel, target_ess=0.5, adaptation=None, resampler: Resampler = None,
-         chain_length: int | None = None, max_steps: int = 500, kernel_params=None
-         ) -> tuple[TemperedState, TemperedInfo]:
-    """The whole run as one pure function (``jit``/``vmap`` it, e.g. over replicate keys).
-
-    Stops at ``β = 1``, after ``max_steps`` steps, or when a step fails to increase ``β``.
-    Returns the final state and the infos in a buffer of ``max_steps`` rows, of which the
-    first ``state.step`` are filled. No validation or error reporting: :func:`tempered`
-    adds those. Uses the same random keys as :func:`tempered`, so both give the same run.
-    """
-    init_key, step_key = jax.random.split(key)
-    state = init(init_key, prior, log_likelihood, num_particles, kernel, adaptation,
-                 kernel_params)
-
-    def one_step(s):
-        return step(jax.random.fold_in(step_key, s.step), s, prior, log_likelihood, kernel,
-                    target_ess, adaptation, resampler, chain_length)
-
-    info_shapes = jax.eval_shape(lambda s: one_step(s)[1], state)
-    buffer = jax.tree_util.tree_map(lambda s: jnp.zeros((max_steps,) + s.shape, s.dtype),
-                                    info_shapes)
-
-    def cond(carry):
-        s, _, stalled = carry
-        return (s.beta < 1) & (s.step < max_steps) & ~stalled
-
-    def body(carry):
-        s, buf, _ = carry
-        new, info = one_step(s)
-        buf = jax.tree_util.tree_map(lambda b, v: b.at[s.step].set(v), buf, info)
-        return new, buf, new.beta <= s.beta
-
-    state, buffer, _ = jax.lax.while_loop(cond, body, (state, buffer, jnp.asarray(False)))
-    return state, buffer
-
-
-_STATIC = ("prior", "log_likelihood", "kernel", "adaptation", "resampler", "chain_length")
-_init_jit = jax.jit(init, static_argnames=("prior", "log_likelihood", "num_particles",
-                                           "kernel", "adaptation"))
-_step_jit = jax.jit(step, static_argnames=_STATIC)
-_batch_log_density = jax.jit(lambda target, x: jax.vmap(target.log_density)(x),
-                             static_argnames="target")
-_DEFAULT_KERNEL = repeat(rwm(), 10)
 _DEFAULT_ADAPTATION = population_adaptation()
+#: Leapfrog steps of the default HMC move; trajectories of about 10 · h in standardised
+#: coordinates, with h tuned to an acceptance of 0.65 (h ≈ 0.3–0.8 here).
+DEFAULT_LEAPFROG_STEPS = 10
+DEFAULT_MAX_MOVES_HMC = 20
+DEFAULT_MAX_MOVES_RWM = 100
+
+
+def _has_gradient(log_density: Callable, point) -> bool:
+    """Whether ``jax.grad`` can trace ``log_density`` at ``point`` (floating leaves only;
+    host callbacks without a JVP rule, integer sites and NumPy calls fail here)."""
+    if not all(jnp.issubdtype(leaf.dtype, jnp.floating)
+               for leaf in jax.tree_util.tree_leaves(point)):
+        return False
+    try:
+        jax.eval_shape(jax.grad(log_density), point)
+    except (TypeError, ValueError, NotImplementedError, jax.errors.JAXTypeError):
+        return False
+    return True
+
+
+def default_kernel(prior: Target, log_likelihood: Callable, example_point) -> Kernel:
+    """The default move of :func:`tempered`: gradients when the target has them.
+
+    ``adaptive_repeat(hmc(10), max_num_steps=20)`` when ``prior.log_density`` and
+    ``log_likelihood`` are differentiable with JAX, else
+    ``adaptive_repeat(rwm(), max_num_steps=100)``; see ``docs/tempered_smc.md`` for why.
+    """
+    path = GeometricPath(prior, log_likelihood)
+    if _has_gradient(lambda x: path.log_density(x, 0.5), example_point):
+        return adaptive_repeat(hmc(DEFAULT_LEAPFROG_STEPS), DEFAULT_MAX_MOVES_HMC)
+    return adaptive_repeat(rwm(), DEFAULT_MAX_MOVES_RWM)
+
+
+def describe_kernel(kernel: Kernel) -> str:
+    """A short name of a move, e.g. ``'adaptive_repeat(hmc(10), max 20)'``."""
+    if isinstance(kernel, RandomWalk):
+        return "rwm()"
+    if isinstance(kernel, MALA):
+        return "mala()"
+    if isinstance(kernel, HMC):
+        return f"hmc({kernel.num_integration_steps})"
+    if isinstance(kernel, NUTS):
+        return "nuts()"
+    if isinstance(kernel, Repeat):
+        return f"repeat({describe_kernel(kernel.kernel)}, {kernel.num_steps})"
+    if isinstance(kernel, AdaptiveRepeat):
+        return f"adaptive_repeat({describe_kernel(kernel.kernel)}, max {kernel.max_num_steps})"
+    if isinstance(kernel, Chain):
+        return "chain(" + ", ".join(describe_kernel(k) for k in kernel.kernels) + ")"
+    return type(kernel).__name__
 
 
 def _is_probabilistic_program(obj) -> bool:
     return all(hasattr(obj, name) for name in ("prior", "log_likelihood", "constrain"))
 
 
-def _check_initial_particles(state: TemperedState, prior: Target):
-    log_l = np.asarray(state.log_likelihood)
-    bad = np.isnan(log_l) | (log_l == np.inf)
-    if bad.any():
-        first = int(np.argmax(bad))
+def _gradient_evaluations(kernel, num_moves, num_particles, chain_length):
+    """Gradients of the log density spent by each step's move (NaN when unknown)."""
+    per_step = kernel.gradients_per_step
+    num_moves = np.asarray(num_moves, np.float64)
+    if per_step is None:
+        return np.full(num_moves.shape, np.nan)
+    if per_step == 0:
+        return np.zeros(num_moves.shape)
+    chains = num_particles if chain_length is None else num_particles // chain_length
+    # Each move (or chain) starts by evaluating the gradient at its starting point.
+    evaluations = chains * (num_moves * per_step + 1.0)
+    evaluations[0] = 0.0
+    return evaluations
+
+
+def _check_support(info: SMCInfo, num_particles: int) -> None:
+    dropped = float(np.asarray(info.params.dropped_fraction)[0])
+    if dropped >= 1.0:
         raise ValueError(
-            f"log_likelihood returned NaN or +inf at {int(bad.sum())} of {log_l.size} prior "
-            f"draws (first at particle {first}: {log_l[first]}); it must be finite or -inf "
-            "(zero likelihood) wherever the prior has mass")
-    if np.isneginf(log_l).all():
-        raise ValueError("log_likelihood is -inf at every prior draw: no particle has "
-                         "positive likelihood, so the posterior cannot be reached by tempering")
-    log_p = np.asarray(_batch_log_density(prior, state.particles))
-    if not np.isfinite(log_p).all():
-        raise ValueError(f"prior.log_density is not finite at {int((~np.isfinite(log_p)).sum())}"
-                         f" of its own {log_p.size} draws")
-
-
-def _stall_message(state: TemperedState, target_ess: float) -> str:
-    log_l = np.asarray(state.log_likelihood)
-    zero = float(np.mean(np.isneginf(log_l)))
-    finite = log_l[np.isfinite(log_l)]
-    spread = float(finite.max() - finite.min()) if finite.size else float("nan")
-    return (f"tempering stalled at beta = {float(state.beta):.6g} after {int(state.step)} "
-            f"step(s): no exponent increment keeps the ESS at target_ess = {target_ess} "
-            f"(log-likelihood is -inf for {100 * zero:.1f}% of particles; spread of the finite "
-            f"values {spread:.3g}). Use more particles, a lower target_ess, more MCMC moves, or "
-            "check the likelihood for -inf regions and extreme values")
+            f"log_likelihood is -inf at all {num_particles} prior draws (100% of the particles "
+            "lie outside the likelihood's support), so tempering cannot start: check the "
+            "likelihood (e.g. data outside its support) or the prior, or use more particles")
 
 
 def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None = None, *,
@@ -264,39 +389,45 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
 
     Parameters
     ----------
-    key : PRNG key.
+    key : PRNG key, or an integer seed.
     prior : a :class:`~probinfer.Target` with ``sample``, or the result of
         :func:`~probinfer.from_numpyro` (then omit ``log_likelihood``:
         ``tempered(key, pm, num_particles)``).
     log_likelihood : ONE point -> scalar ``log L(x)``; finite or ``-inf``.
-    num_particles : N.
-    kernel : the move (a :class:`~probinfer.kernels.Kernel`); default
-        ``repeat(rwm(), 10)``. Use ``pi.kernels.hmc``/``mala``/``nuts`` for gradients.
-    target_ess : fraction in (0, 1): each exponent increment keeps the ESS at
-        ``target_ess · N``.
-    adaptation : tuning strategy applied before each move (default
-        :func:`~probinfer.kernels.population_adaptation`: scale from the weighted particle
-        standard deviations, step size from the acceptance rate); ``None`` keeps
-        ``kernel_params``.
+    num_particles : N >= 2.
+    kernel : the move (a :class:`~probinfer.kernels.Kernel`). Default
+        (:func:`default_kernel`): HMC with 10 leapfrog steps repeated until the particles
+        have decorrelated (:func:`~probinfer.kernels.adaptive_repeat`, at most 20 times)
+        when the log densities are differentiable with JAX, else random-walk Metropolis
+        repeated the same way (at most 100 times). ``info.kernel`` names the move used.
+    target_ess : fraction in (0, 1): each step keeps ``target_ess`` of the ESS.
+    adaptation : tuning strategy applied after choosing each exponent (default
+        :func:`~probinfer.kernels.population_adaptation`: scale, i.e. HMC mass matrix,
+        from the weighted particle standard deviations, step size from the acceptance
+        rate); ``None`` keeps ``kernel_params``.
     kernel_params : starting params (default ``kernel.default_params``).
     waste_free : use waste-free SMC (Dau & Chopin 2022) with ``N / chain_length``
-        chains of ``chain_length`` states each (``chain_length`` must divide N).
+        chains of ``chain_length`` states each (``chain_length`` must divide N); each
+        chain step is one step of ``kernel`` (of its inner kernel for the default).
     chain_length : P, used when ``waste_free``.
     resampling : 'systematic' (default), 'stratified', 'multinomial', 'residual' or a callable.
-    max_steps : upper bound on the number of tempering steps.
-    progress_bar : show a progress bar over beta (default: on).
+    max_steps : upper bound on the number of tempering steps (exponents chosen, the
+        first from the prior draws).
+    progress_bar : show a progress bar over the steps (default: on).
 
     Returns
     -------
-    Result with equally weighted ``samples`` from the final move at ``β = 1``,
+    Result with weighted ``samples`` at ``β = 1`` (ESS about ``target_ess · N``),
     ``log_evidence`` (estimate of ``log ∫ prior · L``) and ``info``
-    (:class:`TemperedInfo` stacked over steps: ``info.beta`` is the tempering schedule
-    after ``β = 0``, plus ESS, acceptance rates and kernel params per step). For NumPyro
-    models ``info.constrain`` maps samples to named sites and ``result.to_arviz()`` uses it.
+    (:class:`TemperedInfo` over the steps: ``info.beta`` is the schedule after ``β = 0``,
+    plus ESS, the fraction dropped outside the support, the kernel, its acceptance, number
+    of moves and gradient evaluations per step). For NumPyro models ``info.constrain``
+    maps samples to named sites and ``result.to_arviz()`` uses it.
 
-    Raises ``ValueError`` for bad arguments and for a log-likelihood that is NaN/+inf at
-    the prior draws, and ``RuntimeError`` when the exponent stops increasing or
-    ``max_steps`` is reached.
+    Raises ``ValueError`` for bad arguments, for a log-likelihood that is NaN or +inf
+    (naming the step and the count) and when every prior draw lies outside the
+    likelihood's support; ``RuntimeError`` when ``max_steps`` is reached before ``β = 1``.
+    Warns when the final ESS is below 1 % of the particles.
 
     Example
     -------
@@ -305,9 +436,10 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
     >>> res = pi.smc.tempered(jax.random.key(0), prior,
     ...                       lambda x: -0.5 * jnp.sum((x - 1.0) ** 2) / 0.1, 500,
     ...                       progress_bar=False)
-    >>> float(res.info.beta[-1])
-    1.0
+    >>> float(res.info.beta[-1]), res.info.kernel
+    (1.0, 'adaptive_repeat(hmc(10), max 20)')
     """
+    key = single_key(key)
     constrain = None
     if _is_probabilistic_program(prior):
         if num_particles is None and not callable(log_likelihood):
@@ -317,6 +449,7 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
                             "both: tempered(key, pm, num_particles)")
         constrain = jax.tree_util.Partial(prior.constrain)
         prior, log_likelihood = prior.prior, prior.log_likelihood
+    num_particles = check_positive_int(num_particles, "num_particles", minimum=2)
     if not isinstance(prior, Target):
         raise TypeError(f"prior must be a probinfer Target with sample() or a from_numpyro "
                         f"model, got {type(prior).__name__}")
@@ -325,9 +458,7 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
     if not callable(log_likelihood):
         raise TypeError(f"log_likelihood must be callable: one point -> scalar, got "
                         f"{type(log_likelihood).__name__}")
-    num_particles = check_positive_int(num_particles, "num_particles", minimum=2)
-    kernel = _DEFAULT_KERNEL if kernel is None else kernel
-    if not isinstance(kernel, Kernel):
+    if kernel is not None and not isinstance(kernel, Kernel):
         raise TypeError(f"kernel must be a probinfer.kernels.Kernel, got {type(kernel).__name__}")
     if isinstance(target_ess, bool) or not isinstance(target_ess, (int, float)) or not (
             0.0 < float(target_ess) < 1.0):
@@ -344,49 +475,46 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
             raise ValueError(f"chain_length ({length}) must divide num_particles "
                              f"({num_particles}) for waste-free SMC")
     resampler = get_resampler(resampling)
-    target_ess = float(target_ess)
 
-    init_key, step_key = jax.random.split(key)
-    state = _init_jit(init_key, prior, log_likelihood, num_particles, kernel, adaptation,
-                      kernel_params)
-    if state.log_likelihood.shape != (num_particles,):
-        raise ValueError("log_likelihood must return a scalar for one point, got shape "
-                         f"{state.log_likelihood.shape[1:]}")
-    _check_initial_particles(state, prior)
-
-    from tqdm.auto import tqdm
-    infos = []
-    beta = 0.0
-    with tqdm(total=1.0, disable=progress_bar is False, desc="tempered SMC",
-              bar_format="{l_bar}{bar}| beta={n:.4f} [{elapsed}]") as bar:
-        while beta < 1.0:
-            if len(infos) == max_steps:
-                raise RuntimeError(
-                    f"tempering did not reach beta = 1 in max_steps = {max_steps} steps "
-                    f"(beta = {beta:.6g}); raise max_steps or lower target_ess")
-            previous = state
-            state, info = _step_jit(jax.random.fold_in(step_key, state.step), state, prior,
-                                    log_likelihood, kernel, target_ess, adaptation, resampler,
-                                    length)
-            infos.append(info)
-            new_beta = float(state.beta)
-            if not new_beta > beta:
-                raise RuntimeError(_stall_message(previous, target_ess))
-            bar.update(new_beta - beta)
-            beta = new_beta
-
-    info = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *infos)
-    bad = np.asarray(info.num_nonfinite)
-    if bad.any():
-        t = int(np.argmax(bad > 0))
-        raise FloatingPointError(
-            f"log_likelihood returned NaN or +inf for {int(bad[t])} particle(s) after the move "
-            f"at step {t}; per-step counts are in TemperedInfo.num_nonfinite (probinfer.smc."
-            "tempered_loop runs without this check)")
-    info = info._replace(constrain=constrain)
-    log_weights = jnp.full(num_particles, -math.log(num_particles), state.log_likelihood.dtype)
-    return Result(state.particles, log_weights, state.log_evidence, info)
+    example = jax.eval_shape(lambda k: jax.tree_util.tree_map(lambda leaf: leaf[0],
+                                                              prior.sample(k, 1)), key)
+    log_l_shape = jax.eval_shape(log_likelihood, example).shape
+    if log_l_shape != ():
+        raise ValueError(f"log_likelihood must return a scalar for one point, got shape "
+                         f"{log_l_shape}")
+    if kernel is None:
+        kernel = default_kernel(prior, log_likelihood, example)
+    fk = tempering_model(GeometricPath(prior, log_likelihood), kernel, adaptation, length,
+                         max_steps)
+    params = tempering_params(kernel, example, float(target_ess), kernel_params)
+    state, info = execute(key, fk, num_particles, resampler, policies.always(), params,
+                          progress_bar is not False, desc="tempered SMC")
+    bad_prior = int(np.asarray(info.params.num_nonfinite_prior)[0])
+    if bad_prior:
+        raise ValueError(f"prior.log_density is not finite at {bad_prior} of its own "
+                         f"{num_particles} draws")
+    _check_support(info, num_particles)
+    check_run(info, "log_likelihood")
+    beta = float(state.params.beta)
+    if beta < 1.0:
+        raise RuntimeError(
+            f"tempering did not reach beta = 1 in max_steps = {max_steps} steps "
+            f"(beta = {beta:.6g}); raise max_steps or lower target_ess")
+    warn_on_collapse(state.ess, num_particles,
+                     "Use more particles, a higher target_ess, or a move with more steps.")
+    return Result(state.particles.position, state.log_weights, state.log_evidence,
+                  _tempered_info(info, kernel, num_particles, length, constrain))
 
 
-__all__ = ["TemperedState", "TemperedInfo", "init", "step", "loop", "tempered",
-           "next_exponent"]
+def _tempered_info(info: SMCInfo, kernel, num_particles, chain_length, constrain):
+    p = info.params
+    grads = _gradient_evaluations(kernel, p.num_moves, num_particles, chain_length)
+    return TemperedInfo(p.beta, info.ess, info.log_evidence_increment, p.acceptance_rate,
+                        p.kernel_params, info.ancestors, info.num_nonfinite, p.num_moves,
+                        p.dropped_fraction, jnp.asarray(grads), describe_kernel(kernel),
+                        constrain)
+
+
+__all__ = ["TemperedParticles", "TemperedState", "TemperedInfo", "tempering_model",
+           "tempering_params", "tempered_scan", "tempered", "next_exponent",
+           "incremental_log_weights", "default_kernel", "describe_kernel"]

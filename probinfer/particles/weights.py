@@ -6,11 +6,21 @@ weights; everything else calls them.
 
 from __future__ import annotations
 
+import math
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 from jax.scipy.special import logsumexp
 
-from probinfer._types import Array
+from probinfer._types import Array, PyTree
+
+
+def uniform(num: int, dtype=None) -> Array:
+    """Normalised uniform log-weights ``-log(num)``, shape ``(num,)``."""
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    return jnp.full(num, -math.log(num), dtype)
 
 
 def _shifted_exp(log_weights: Array) -> tuple[Array, Array]:
@@ -57,3 +67,15 @@ def weighted_mean(log_weights: Array, values: Array) -> Array:
     """``sum_i w_i values[i]`` with normalised weights from ``log_weights``; values (N, ...)."""
     w = jnp.exp(normalize(log_weights)[0])
     return jnp.tensordot(w, values, axes=(0, 0))
+
+
+def particles_as_rows(particles: PyTree) -> tuple[Array, Callable]:
+    """Flatten a particle pytree with leading axis ``N`` to rows ``(N, d)``.
+
+    Returns the rows and ``unravel``, which maps ONE row back to a point (``vmap`` it for
+    many). Moves and population statistics work on the rows.
+    """
+    first = jax.tree_util.tree_map(lambda leaf: leaf[0], particles)
+    _, unravel = ravel_pytree(first)
+    rows = jax.vmap(lambda p: ravel_pytree(p)[0])(particles)
+    return rows, unravel

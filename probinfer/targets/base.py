@@ -111,7 +111,17 @@ class GeometricPath:
     """The tempering path ``pi_beta(x) ∝ base(x) · exp(beta · log_likelihood(x))``, beta in [0, 1].
 
     ``beta`` is an argument of the density (not baked in), so one compiled sampler serves
-    every point on the path.
+    every point on the path. At ``beta = 0`` the density is the base's, also where
+    ``log_likelihood`` is ``-inf`` (``0 · (-inf)`` would be NaN).
+
+    Example
+    -------
+    >>> import jax.numpy as jnp, probinfer as pi
+    >>> path = pi.targets.GeometricPath(pi.Gaussian(jnp.zeros(1), jnp.eye(1)),
+    ...                                 lambda x: -jnp.inf)
+    >>> float(path.log_density(jnp.zeros(1), 0.0)) == float(
+    ...     pi.Gaussian(jnp.zeros(1), jnp.eye(1)).log_density(jnp.zeros(1)))
+    True
     """
 
     def __init__(self, base: Target, log_likelihood: Callable[[PyTree], Array]):
@@ -123,7 +133,9 @@ class GeometricPath:
         self.log_likelihood = log_likelihood
 
     def log_density(self, x, beta) -> Array:
-        return self.base.log_density(x) + beta * self.log_likelihood(x)
+        log_l = self.log_likelihood(x)
+        tempered = jnp.where(beta == 0, jnp.zeros_like(log_l), beta * log_l)
+        return self.base.log_density(x) + tempered
 
     def at(self, beta) -> Target:
         """The target at one exponent, as a :class:`Target`."""

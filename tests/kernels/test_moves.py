@@ -56,6 +56,7 @@ KERNELS = {
     "hmc": pi.kernels.hmc(5),
     "nuts": pi.kernels.nuts(5),
     "chain": pi.kernels.chain(pi.kernels.rwm(), pi.kernels.mala()),
+    "adaptive": pi.kernels.adaptive_repeat(pi.kernels.rwm(), max_num_steps=30),
 }
 
 
@@ -142,3 +143,27 @@ def test_kernel_bad_input():
         pi.kernels.population_adaptation(covariance="low-rank")
     with pytest.raises(ValueError, match="num_integration_steps"):
         pi.kernels.hmc(0)
+
+
+def test_adaptive_repeat_stops_when_decorrelated(key):
+    """The number of steps follows the mixing: a well-scaled HMC decorrelates a standard
+    normal in one or two steps, random-walk Metropolis in 10 dimensions needs tens, and the
+    squared jump distance at the stop has reached 2 d · decorrelation."""
+    d = 10
+    x0 = jax.random.normal(key, (4000, d))
+    log_density = lambda z: -0.5 * jnp.sum(z ** 2)  # noqa: E731
+    steps = {}
+    for name, inner in (("hmc", pi.kernels.hmc(5)), ("rwm", pi.kernels.rwm())):
+        kernel = pi.kernels.adaptive_repeat(inner, max_num_steps=100, decorrelation=0.8)
+        x, info = kernel.move(jax.random.fold_in(key, 1), x0, log_density,
+                              kernel.default_params(d))
+        steps[name] = int(info.num_steps)
+        jump = float(jnp.mean(jnp.sum((x - x0) ** 2 / jnp.var(x0, axis=0), axis=1)))
+        assert jump >= 2 * d * 0.8
+        assert info.acceptance_rate.shape == (4000,)
+    assert 1 <= steps["hmc"] <= 3 and 10 <= steps["rwm"] < 100, steps
+    assert pi.kernels.adaptive_repeat(pi.kernels.hmc(7)).gradients_per_step == 7
+    with pytest.raises(ValueError, match="decorrelation"):
+        pi.kernels.adaptive_repeat(pi.kernels.rwm(), decorrelation=1.5)
+    with pytest.raises(ValueError, match="min_num_steps"):
+        pi.kernels.adaptive_repeat(pi.kernels.rwm(), max_num_steps=2, min_num_steps=3)

@@ -69,3 +69,47 @@ def test_single_step_model(key):
     # log E[exp(-x²/2)] for x ~ N(0, 1) is -½ log 2.
     assert abs(float(res.log_evidence) + 0.5 * np.log(2)) < 0.02
     assert res.info.ess.shape == (1,)
+
+
+def test_integer_seed_is_a_key(key):
+    fk = _fk(lambda xp, x, t: -0.5 * x ** 2)
+    a = pi.smc.run(7, fk, 50)
+    b = pi.smc.run(jax.random.key(7), fk, 50)
+    np.testing.assert_array_equal(np.asarray(a.samples), np.asarray(b.samples))
+    with pytest.raises(TypeError, match="key must be a PRNG key .* or an integer seed"):
+        pi.smc.run(1.5, fk, 10)
+    with pytest.raises(ValueError, match="single PRNG key, got a batch of shape \\(3,\\)"):
+        pi.smc.run(jax.random.split(key, 3), fk, 10)
+
+
+def test_init_with_wrong_particle_count_names_init(key):
+    fk = pi.smc.FeynmanKac(init=lambda key, n: jax.random.normal(key, (n + 1,)),
+                           move=lambda key, x, t: x, log_potential=lambda xp, x, t: -x ** 2,
+                           num_steps=3)
+    with pytest.raises(ValueError, match=r"FeynmanKac.init\(key, n\) must return particles "
+                                         r"whose leaves have leading axis n = 100; .* \(101,\)"):
+        pi.smc.run(key, fk, 100)
+
+
+def test_move_that_changes_shape_names_move(key):
+    fk = pi.smc.FeynmanKac(init=lambda key, n: jax.random.normal(key, (n, 2)),
+                           move=lambda key, x, t: x[:, 0],
+                           log_potential=lambda xp, x, t: jnp.zeros(x.shape[0]), num_steps=3)
+    with pytest.raises(ValueError, match=r"FeynmanKac.move must keep the shape and dtype of "
+                                         r"the particles: .*\[100, 2\], move returned .*\[100\]"):
+        pi.smc.run(key, fk, 100)
+    fk = pi.smc.FeynmanKac(init=lambda key, n: {"a": jnp.zeros(n)},
+                           move=lambda key, x, t: {"b": x["a"]},
+                           log_potential=lambda xp, x, t: jnp.zeros(100), num_steps=3)
+    with pytest.raises(ValueError, match="FeynmanKac.move must return particles with the "
+                                         "structure of its input"):
+        pi.smc.run(key, fk, 100)
+
+
+def test_collapsed_final_ess_warns_with_its_value(key):
+    """One sharp potential and no resampling: the ESS of 2 000 particles falls to a few."""
+    fk = _fk(lambda xp, x, t: jnp.where(t == 4, -0.5 * (x - 6.0) ** 2 / 0.01, 0.0), 5)
+    with pytest.warns(RuntimeWarning, match=r"effective sample size collapsed to [0-9.]+ of "
+                                            r"2000 particles .*Use more particles"):
+        res = pi.smc.run(key, fk, 2000, policy="never")
+    assert float(res.ess) < 20
