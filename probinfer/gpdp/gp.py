@@ -26,6 +26,7 @@ stock-recruitment relationships", Can. J. Fish. Aquat. Sci.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -133,7 +134,8 @@ class GPDynamics(Dynamics):
         self.kernel = kernel
         self.prior_mean = jnp.asarray(mean, inputs.dtype)
         self.data_range = data_range
-        self._chol, self._alpha = jax.vmap(self._factor)(hyperparameters)
+        self._chol, self._alpha = _factors(self.inputs, self.outputs, self.noisy,
+                                           self.prior_mean, hyperparameters, kernel)
 
     def tree_flatten(self):
         children = (self.inputs, self.outputs, self.noisy, self.hyperparameters,
@@ -156,17 +158,6 @@ class GPDynamics(Dynamics):
                 f"{float(jnp.median(h.amplitude)):.3g}, noise {float(jnp.median(h.noise)):.3g})")
 
     # --- linear algebra per hyperparameter draw ---------------------------------------
-    def _cov(self, h):
-        k = kernel_matrix(self.kernel, self.inputs, self.inputs, h.lengthscale, h.amplitude)
-        # Known points get a jitter relative to the prior variance, data get σ_n².
-        diag = jnp.where(self.noisy, h.noise ** 2, 1e-6 * h.amplitude ** 2)
-        return k + jnp.diag(diag)
-
-    def _factor(self, h):
-        chol = jnp.linalg.cholesky(self._cov(h))
-        alpha = jax.scipy.linalg.cho_solve((chol, True), self.outputs - self.prior_mean)
-        return chol, alpha
-
     def _moments_one_draw(self, h, chol, alpha, s):
         k_s = kernel_matrix(self.kernel, jnp.atleast_1d(s), self.inputs, h.lengthscale,
                             h.amplitude)[0]
@@ -185,9 +176,7 @@ class GPDynamics(Dynamics):
         """Posterior mean and variance of the latent map ``g`` at points ``s`` (any shape),
         averaged over hyperparameter draws (law of total variance)."""
         s = jnp.asarray(s, self.inputs.dtype)
-        means, variances = jax.vmap(self.draw_moments)(s.reshape(-1))
-        mean = jnp.mean(means, axis=1)
-        var = jnp.mean(variances, axis=1) + jnp.var(means, axis=1)
+        mean, var = _predict(self, s.reshape(-1))
         return mean.reshape(s.shape), var.reshape(s.shape)
 
     def mean(self, s):
@@ -208,9 +197,7 @@ class GPDynamics(Dynamics):
     def log_marginal_likelihood(inputs, outputs, noisy, log_hyper, kernel="se", mean=0.0):
         """``log N(outputs | mean, K + diag(σ_n² on noisy points))`` at ``log θ`` (3,)."""
         h = Hyperparameters(*jnp.exp(log_hyper))
-        k = kernel_matrix(kernel, inputs, inputs, h.lengthscale, h.amplitude)
-        k = k + jnp.diag(jnp.where(noisy, h.noise ** 2, 1e-6 * h.amplitude ** 2))
-        chol = jnp.linalg.cholesky(k)
+        chol = jnp.linalg.cholesky(_covariance(inputs, noisy, h, kernel))
         resid = outputs - mean
         z = jax.scipy.linalg.solve_triangular(chol, resid, lower=True)
         value = (-0.5 * z @ z - jnp.sum(jnp.log(jnp.diag(chol)))
@@ -311,6 +298,26 @@ class GPDynamics(Dynamics):
             log_hyper = _map_estimate(key, prior_target, log_likelihood, num_starts)[None]
         hyper = Hyperparameters(*jnp.exp(log_hyper).T)
         return cls(all_inputs, all_outputs, noisy, hyper, kernel, mean, data_range)
+
+
+def _covariance(inputs, noisy, h, kernel):
+    k = kernel_matrix(kernel, inputs, inputs, h.lengthscale, h.amplitude)
+    # Known points get a jitter relative to the prior variance, data get σ_n².
+    return k + jnp.diag(jnp.where(noisy, h.noise ** 2, 1e-6 * h.amplitude ** 2))
+
+
+@partial(jax.jit, static_argnames="kernel")
+def _factors(inputs, outputs, noisy, mean, hyperparameters, kernel):
+    def one(h):
+        chol = jnp.linalg.cholesky(_covariance(inputs, noisy, h, kernel))
+        return chol, jax.scipy.linalg.cho_solve((chol, True), outputs - mean)
+    return jax.vmap(one)(hyperparameters)
+
+
+@jax.jit
+def _predict(model, s):
+    means, variances = jax.vmap(model.draw_moments)(s)
+    return jnp.mean(means, axis=1), jnp.mean(variances, axis=1) + jnp.var(means, axis=1)
 
 
 def _map_estimate(key, prior_target, log_likelihood, num_starts):

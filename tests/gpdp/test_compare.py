@@ -7,6 +7,8 @@ import jax.numpy as jnp
 
 import probinfer as pi
 
+pytestmark = pytest.mark.slow  # one compare() run shared by the module (fit, solve, simulate)
+
 
 @pytest.fixture(scope="module")
 def result():

@@ -88,6 +88,7 @@ def test_other_kernels_are_valid_covariances(x64, data, kernel):
     assert float(var[-1]) == pytest.approx(4.0, rel=1e-3)
 
 
+@pytest.mark.slow
 def test_map_hyperparameters_maximise_the_posterior(data, key):
     x, y = data
     gp = pi.gpdp.GPDynamics.fit(x, y, hyperparameters="map", key=key, num_starts=4)

@@ -97,6 +97,7 @@ def test_transition_tensor_is_binned_lognormal(x64):
             np.testing.assert_allclose(P[i, a], expected, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_true_policy_is_constant_escapement_near_reed_optimum():
     """Paper setting: above the Allee region the true-model policy keeps a constant
     escapement. Reed (1979): S* solves γ E[Z] f'(S*) = 1 (here S* ≈ 6.64). Escapements on
