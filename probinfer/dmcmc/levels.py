@@ -242,10 +242,13 @@ def fit_level_estimator(key: PRNGKey, prior, data, *, num_iterations: int = 2000
         raise ValueError("data must be finite, got non-finite entries")
     seed = int(jax.random.randint(key, (), 0, np.iinfo(np.int32).max))
     rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
     alphas = np.asarray(prior.alphas[:-1], np.float32)
     sigmas = np.asarray(prior.sigmas[:-1], np.float32)
-    module = _classifier(torch, int(np.prod(event_shape)), hidden_size, prior.num_steps)
+    # torch's initialisation draws from its global generator: seed it inside a forked
+    # state so the caller's torch RNG is left as it was.
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        module = _classifier(torch, int(np.prod(event_shape)), hidden_size, prior.num_steps)
     optimiser = torch.optim.Adam(module.parameters(), lr=learning_rate)
     losses = []
     for it in range(num_iterations):
@@ -256,7 +259,7 @@ def fit_level_estimator(key: PRNGKey, prior, data, *, num_iterations: int = 2000
         loss.backward()
         optimiser.step()
         if it % 10 == 0 or it == num_iterations - 1:
-            losses.append(float(loss))
+            losses.append(loss.item())
     module.eval()
     for parameter in module.parameters():
         parameter.requires_grad_(False)
