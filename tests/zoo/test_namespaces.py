@@ -20,7 +20,8 @@ def _module(name):
     try:
         return importlib.import_module(name)
     except ImportError as err:
-        pytest.skip(f"{name} needs an optional dependency: {err}")
+        pytest.skip(f"{name} cannot be imported here (not written yet, or an optional "
+                    f"dependency is missing): {err}")
 
 
 @pytest.mark.parametrize("name", PUBLIC + [f"probinfer.{n}" for n in LAZY])
