@@ -26,7 +26,10 @@ def _is_uniform(log_weights) -> bool:
 
 def _leaves_as_dict(samples, var_name):
     if isinstance(samples, dict):
-        return {str(k): np.asarray(v) for k, v in samples.items()}
+        named = {}
+        for k, v in samples.items():
+            named.update(_numbered(str(k), v))
+        return named
     leaves, _ = jax.tree_util.tree_flatten(samples)
     if len(leaves) == 1:
         return {var_name: np.asarray(leaves[0])}
@@ -69,7 +72,8 @@ def to_arviz(result, key=None, var_name: str = "x", constrain=None):
     ----------
     result : the Result; a Result of replicates (``log_weights`` of shape ``(R, N)``, every
         array with a leading replicate axis) gives ``R`` chains of ``N`` draws.
-    key : PRNG key for resampling weighted particles to equal weights (default key 0).
+    key : PRNG key (or int seed) for resampling weighted particles to equal weights
+        (default seed 0).
     var_name : variable name for array samples (dict samples keep their keys).
     constrain : optional function ``one sample -> dict`` applied (vmapped) before conversion,
         e.g. the map back to constrained NumPyro sites. Default: the result's own map
@@ -90,7 +94,8 @@ def to_arviz(result, key=None, var_name: str = "x", constrain=None):
                          f"{log_weights.shape}")
     if constrain is None:
         constrain = result.constrain_fn or getattr(result.info, "constrain", None)
-    key = jax.random.key(0) if key is None else key
+    if key is None or isinstance(key, (int, np.integer)):
+        key = jax.random.key(0 if key is None else int(key))
     if log_weights.ndim == 1:
         samples, resampled = _one_chain(result, key, constrain)
         chains = [_leaves_as_dict(samples, var_name)]
