@@ -157,14 +157,18 @@ def _check_potential_shape(log_g, num_particles):
                          f"got {log_g.shape}")
 
 
+def _leaf_name(path) -> str:
+    name = jax.tree_util.keystr(path)
+    return f" (leaf {name})" if name else ""
+
+
 def _check_initial_particles(x0, num_particles):
     for path, leaf in jax.tree_util.tree_flatten_with_path(x0)[0]:
         shape = getattr(leaf, "shape", ())
         if len(shape) == 0 or shape[0] != num_particles:
-            where = jax.tree_util.keystr(path) or "the particles"
             raise ValueError(
                 f"FeynmanKac.init(key, n) must return particles whose leaves have leading "
-                f"axis n = {num_particles}; {where} has shape {tuple(shape)}")
+                f"axis n = {num_particles}, got shape {tuple(shape)}{_leaf_name(path)}")
 
 
 def _check_moved_particles(x, x_prev):
@@ -177,11 +181,10 @@ def _check_moved_particles(x, x_prev):
     for (path, before), after in zip(paths, jax.tree_util.tree_leaves(x)):
         after = jnp.asarray(after)
         if after.shape != before.shape or after.dtype != before.dtype:
-            where = jax.tree_util.keystr(path) or "the particles"
             raise ValueError(
-                f"FeynmanKac.move must keep the shape and dtype of the particles: "
-                f"{where} was {before.dtype}{list(before.shape)}, move returned "
-                f"{after.dtype}{list(after.shape)}")
+                f"FeynmanKac.move must keep the shape and dtype of the particles: got "
+                f"{after.dtype}{list(after.shape)} from x_prev of "
+                f"{before.dtype}{list(before.shape)}{_leaf_name(path)}")
 
 
 def _call(fk, fn, params, *args):

@@ -95,7 +95,6 @@ class TemperedInfo(NamedTuple):
     dropped_fraction: Array        # weight dropped for log L = -inf at this step
     num_gradient_evaluations: Array  # log-density gradients in this step's move (NaN: NUTS)
     kernel: str = ""               # the move, e.g. 'adaptive_repeat(hmc(10), max 20)'
-    constrain: Callable | None = None  # map to named constrained sites (from_numpyro runs)
 
     def traces(self):
         """``(per_step, counters)``: per-step traces and run totals (see ``to_arviz``)."""
@@ -421,8 +420,8 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
     ``log_evidence`` (estimate of ``log ∫ prior · L``) and ``info``
     (:class:`TemperedInfo` over the steps: ``info.beta`` is the schedule after ``β = 0``,
     plus ESS, the fraction dropped outside the support, the kernel, its acceptance, number
-    of moves and gradient evaluations per step). For NumPyro models ``info.constrain``
-    maps samples to named sites and ``result.to_arviz()`` uses it.
+    of moves and gradient evaluations per step). For NumPyro models ``constrain_fn`` maps
+    a sample to its named sites; ``result.constrain()`` and ``result.to_arviz()`` use it.
 
     Raises ``ValueError`` for bad arguments, for a log-likelihood that is NaN or +inf
     (naming the step and the count) and when every prior draw lies outside the
@@ -447,7 +446,7 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
         if log_likelihood is not None:
             raise TypeError("pass either a from_numpyro model or (prior, log_likelihood), not "
                             "both: tempered(key, pm, num_particles)")
-        constrain = jax.tree_util.Partial(prior.constrain)
+        constrain = prior.constrain
         prior, log_likelihood = prior.prior, prior.log_likelihood
     num_particles = check_positive_int(num_particles, "num_particles", minimum=2)
     if not isinstance(prior, Target):
@@ -503,16 +502,15 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
     warn_on_collapse(state.ess, num_particles,
                      "Use more particles, a higher target_ess, or a move with more steps.")
     return Result(state.particles.position, state.log_weights, state.log_evidence,
-                  _tempered_info(info, kernel, num_particles, length, constrain))
+                  _tempered_info(info, kernel, num_particles, length), constrain_fn=constrain)
 
 
-def _tempered_info(info: SMCInfo, kernel, num_particles, chain_length, constrain):
+def _tempered_info(info: SMCInfo, kernel, num_particles, chain_length):
     p = info.params
     grads = _gradient_evaluations(kernel, p.num_moves, num_particles, chain_length)
     return TemperedInfo(p.beta, info.ess, info.log_evidence_increment, p.acceptance_rate,
                         p.kernel_params, info.ancestors, info.num_nonfinite, p.num_moves,
-                        p.dropped_fraction, jnp.asarray(grads), describe_kernel(kernel),
-                        constrain)
+                        p.dropped_fraction, jnp.asarray(grads), describe_kernel(kernel))
 
 
 __all__ = ["TemperedParticles", "TemperedState", "TemperedInfo", "tempering_model",

@@ -145,6 +145,7 @@ def test_kernel_bad_input():
         pi.kernels.hmc(0)
 
 
+@pytest.mark.slow
 def test_adaptive_repeat_stops_when_decorrelated(key):
     """The number of steps follows the mixing: a well-scaled HMC decorrelates a standard
     normal in one or two steps, random-walk Metropolis in 10 dimensions needs tens, and the

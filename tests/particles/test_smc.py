@@ -199,6 +199,7 @@ def _annealed_model(cache_key=None):
         cache_key=cache_key)
 
 
+@pytest.mark.slow
 def test_adapted_params_and_stopping_condition(key):
     params = {"lam": jnp.asarray(0.0), "increment": jnp.asarray(0.5)}
     fk = _annealed_model()

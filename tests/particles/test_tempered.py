@@ -220,6 +220,7 @@ def test_bad_input(key):
         pi.smc.tempered("seed", prior, log_lik, 10)
 
 
+@pytest.mark.slow
 def test_nan_likelihood_names_the_step_and_count(key):
     """The engine's error vocabulary: ValueError naming log_likelihood, step and count."""
     nan_lik = lambda x: jnp.where(x[0] > 0, jnp.nan, -x[0] ** 2)  # noqa: E731
@@ -228,6 +229,7 @@ def test_nan_likelihood_names_the_step_and_count(key):
         pi.smc.tempered(key, PRIOR_1D, nan_lik, 100, kernel=KERNEL, progress_bar=False)
 
 
+@pytest.mark.slow
 def test_support_dropped_at_first_exponent(key):
     """Zero likelihood on ~98% of the prior mass: those particles are dropped at step 0 and
     the run goes on with the rest (the old solver stalled here). Posterior: N(0, 1)
@@ -247,6 +249,23 @@ def test_support_dropped_at_first_exponent(key):
     with pytest.raises(ValueError, match="-inf at all 50 prior draws \\(100% "):
         pi.smc.tempered(key, PRIOR_1D, lambda x: -jnp.inf * jnp.ones(()), 50, kernel=KERNEL,
                         progress_bar=False)
+
+
+@pytest.mark.slow
+def test_default_move_falls_back_to_random_walk_without_gradients(key):
+    """A host log-likelihood (no JVP rule) gets the gradient-free default; the number of
+    moves per step is chosen by the squared-jump criterion and reported."""
+    def host(x):
+        return np.asarray(-0.5 * np.sum((np.asarray(x) - 1.0) ** 2, axis=-1) / 0.5,
+                          np.float32)
+
+    log_lik = lambda x: jax.pure_callback(  # noqa: E731
+        host, jax.ShapeDtypeStruct((), jnp.float32), x, vmap_method="expand_dims")
+    res = pi.smc.tempered(key, PRIOR_1D, log_lik, 200, progress_bar=False)
+    assert res.info.kernel == "adaptive_repeat(rwm(), max 100)"
+    moves = np.asarray(res.info.num_moves)
+    assert moves[0] == 0 and np.all((moves[1:] >= 1) & (moves[1:] <= 100))
+    assert np.all(np.asarray(res.info.num_gradient_evaluations) == 0)
 
 
 def test_max_steps(key):
