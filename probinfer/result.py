@@ -22,6 +22,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
+from probinfer._random import as_key
 from probinfer._types import Array, PRNGKey, PyTree
 
 _FORMAT = "probinfer.Result/1"
@@ -98,7 +99,7 @@ class Result(NamedTuple):
 
         num = self.num_particles if num is None else _positive_int(num, "num")
         resampler = get_resampler(resampling)
-        ancestors = resampler(_as_key(key), self.log_weights, num)
+        ancestors = resampler(as_key(key), self.log_weights, num)
         samples = jax.tree_util.tree_map(lambda leaf: leaf[ancestors], self.samples)
         uniform = jnp.full((num,), -math.log(num), jnp.result_type(self.log_weights))
         return self._replace(samples=samples, log_weights=uniform)
@@ -242,12 +243,6 @@ def _positive_int(value, name) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
-
-
-def _as_key(key):
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        return jax.random.key(int(key))
-    return key
 
 
 def _concrete(x) -> bool:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import jax
 
+from probinfer._random import as_key
+
 
 def _is_uniform(log_weights) -> bool:
     lw = np.asarray(log_weights)
@@ -94,8 +96,7 @@ def to_arviz(result, key=None, var_name: str = "x", constrain=None):
                          f"{log_weights.shape}")
     if constrain is None:
         constrain = result.constrain_fn or getattr(result.info, "constrain", None)
-    if key is None or isinstance(key, (int, np.integer)):
-        key = jax.random.key(0 if key is None else int(key))
+    key = as_key(0 if key is None else key)
     if log_weights.ndim == 1:
         samples, resampled = _one_chain(result, key, constrain)
         chains = [_leaves_as_dict(samples, var_name)]

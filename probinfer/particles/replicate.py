@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
 import jax
 import jax.numpy as jnp
 
+from probinfer._random import as_key
 from probinfer._types import PRNGKey
 from probinfer._validation import check_positive_int
 from probinfer.result import Result
@@ -67,9 +67,7 @@ def replicate(key: PRNGKey, runner: Callable[[PRNGKey], Result], num_replicates:
     num_replicates = check_positive_int(num_replicates, "num_replicates")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        key = jax.random.key(int(key))
-    keys = jax.random.split(key, num_replicates)
+    keys = jax.random.split(as_key(key), num_replicates)
     if method in ("auto", "vmap"):
         try:
             results = jax.vmap(runner)(keys)

@@ -22,6 +22,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from probinfer._random import as_key
 from probinfer._types import Array, PRNGKey, PyTree
 from probinfer._validation import check_positive_int
 from probinfer.particles.smc import run as _run_smc
@@ -148,7 +149,7 @@ def backward_sample(key: PRNGKey, ssm: StateSpaceModel, particles: Array, log_we
         raise ValueError("particles (T, N, ...) and log_weights (T, N) must agree, got "
                          f"{particles.shape} and {log_weights.shape}")
     num_steps = log_weights.shape[0]
-    keys = jax.random.split(key, num_steps)
+    keys = jax.random.split(as_key(key), num_steps)
     last = jax.random.categorical(keys[-1], log_weights[-1], shape=(num_trajectories,))
     x_last = particles[-1][last]
 
@@ -176,7 +177,7 @@ def smooth(key: PRNGKey, ssm: StateSpaceModel, observations, num_particles: int,
 
     Parameters
     ----------
-    key : PRNG key.
+    key : PRNG key (or an integer seed).
     ssm : the state-space model.
     observations : ``(T,)`` or ``(T, obs_dim)``.
     num_particles : ``N``, particles of the forward filter.
@@ -206,7 +207,7 @@ def smooth(key: PRNGKey, ssm: StateSpaceModel, observations, num_particles: int,
         num_trajectories, "num_trajectories")
     fk = (bootstrap(ssm, ys, summary=history) if proposal is None
           else guided(ssm, ys, proposal, summary=history))
-    filter_key, backward_key = jax.random.split(key)
+    filter_key, backward_key = jax.random.split(as_key(key))
     filtered = _run_smc(filter_key, fk, num_particles, **run_options)
     particles, log_weights = filtered.info.summary
     paths = _backward_jit(backward_key, ssm, particles, log_weights, num_trajectories)
