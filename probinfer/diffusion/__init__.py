@@ -11,17 +11,18 @@ from probinfer.diffusion.categorical import categorical, uniform64
 from probinfer.diffusion.gaussian_mixture import GaussianMixturePrior
 from probinfer.diffusion.markov_chain import MarkovChainPrior
 from probinfer.diffusion.masked import MaskedDiffusionPrior, unmasked_fraction
-from probinfer.diffusion.samplers import (DDIM, DDPM, SAMPLERS, EulerMaruyama, Heun, Sampler,
-                                          get_sampler)
+from probinfer.diffusion.samplers import (DDIM, DDPM, SAMPLERS, DPMSolver2S, DPMSolverMultistep,
+                                          DPMSolverSDE, EulerMaruyama, Heun, MultistepMemory,
+                                          Sampler, Thresholding, get_sampler)
 from probinfer.diffusion.schedules import (DiscreteVPSchedule, Schedule, VESchedule, VPSchedule,
-                                           edm, karras_sigmas, timesteps)
-from probinfer.diffusion.torch_bridge import (TorchDenoiser, TorchMaskedDenoiser,
-                                              discrete_timesteps, from_diffusers)
+                                           discrete_timesteps, edm, karras_sigmas, timesteps)
+from probinfer.diffusion.torch_bridge import TorchDenoiser, TorchMaskedDenoiser, from_diffusers
 
 __all__ = ["DiffusionPrior", "ContinuousDiffusionPrior", "MaskedDiffusionPrior",
            "GaussianMixturePrior", "MarkovChainPrior", "Schedule", "VPSchedule",
-           "DiscreteVPSchedule", "VESchedule", "edm", "karras_sigmas", "timesteps", "Sampler",
-           "DDPM", "DDIM", "EulerMaruyama", "Heun", "SAMPLERS", "get_sampler", "categorical",
-           "uniform64", "unmasked_fraction", "x0_from_eps", "eps_from_x0", "x0_from_v",
-           "v_from_x0", "score_from_x0", "TorchDenoiser", "TorchMaskedDenoiser", "from_diffusers",
-           "discrete_timesteps"]
+           "DiscreteVPSchedule", "VESchedule", "edm", "karras_sigmas", "timesteps",
+           "discrete_timesteps", "Sampler", "DDPM", "DDIM", "EulerMaruyama", "Heun",
+           "DPMSolver2S", "DPMSolverMultistep", "DPMSolverSDE", "MultistepMemory",
+           "Thresholding", "SAMPLERS", "get_sampler", "categorical", "uniform64",
+           "unmasked_fraction", "x0_from_eps", "eps_from_x0", "x0_from_v", "v_from_x0",
+           "score_from_x0", "TorchDenoiser", "TorchMaskedDenoiser", "from_diffusers"]

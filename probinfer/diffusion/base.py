@@ -28,6 +28,15 @@ The interface steering relies on:
     ``p(x_0^l | x_step)``, shape ``(n, length, vocab_size)`` (masked).
 ``transition_log_density(x, x_next, step)``
     ``log p(x_next | x)`` per particle, for stochastic samplers.
+``init_memory(x)``, ``transition_with_memory(key, x, denoised, memory, step)``
+    the sampler's per-particle memory (a multistep solver's earlier denoised values; ``()``
+    for one-step samplers) and the step that reads and updates it, returning
+    ``(x_next, memory_next)``. Every leaf of the memory has the leading particle axis, so a
+    runner that resamples ``(x, memory)`` in one gather moves each particle's history with
+    it. ``next_memory(x, denoised, memory, step)`` is ``memory_next`` alone (for proposals
+    that draw from a shifted ``transition_mean_std(..., memory=memory)``). ``transition``
+    and ``transition_given_denoised`` are the memoryless form (for a multistep solver: its
+    first-order step); ``sample`` uses the memory form.
 ``is_stochastic``, ``num_steps``, ``nfe_per_step``
     whether transitions are random (resampled copies of a particle diverge only then),
     the step count, and denoiser calls per transition (NFE accounting).
@@ -106,7 +115,8 @@ class DiffusionPrior:
 
     def init_memory(self, x: Array):
         """Per-particle sampler memory at step 0 for particles ``x`` (a pytree whose leaves
-        have the leading particle axis), e.g. a multistep solver's earlier denoised values.
+        have the leading particle axis), e.g. a multistep solver's earlier denoised values
+        (:class:`~probinfer.diffusion.MultistepMemory`).
 
         One-step samplers keep none: ``()``. Runners carry the memory with the particles,
         so when SMC resamples a particle its history moves with it.
@@ -115,8 +125,18 @@ class DiffusionPrior:
 
     def transition_with_memory(self, key: PRNGKey, x: Array, denoised: Array, memory, step):
         """One reverse step that reads and updates the sampler memory:
-        ``(x_next, memory_next)``. One-step samplers ignore the memory."""
+        ``(x_next, memory_next)``, with ``denoised = denoise(x, step)``. One-step samplers
+        ignore the memory. The memory must come from :meth:`init_memory` at step 0 and be
+        threaded through every step in order (a multistep solver reads it as the denoised
+        values of steps ``step - 1``, ``step - 2``)."""
         return self.transition_given_denoised(key, x, denoised, step), memory
+
+    def next_memory(self, x: Array, denoised: Array, memory, step):
+        """The memory :meth:`transition_with_memory` returns, without taking the step (it
+        does not depend on the step's noise): for proposals that draw ``x_next`` from a
+        shifted :meth:`~ContinuousDiffusionPrior.transition_mean_std` instead. One-step
+        samplers return ``memory`` unchanged."""
+        return memory
 
     def clean_draws(self, key: PRNGKey, x: Array, denoised: Array, num_draws: int) -> Array:
         """Estimates of the clean sample given particles at an intermediate step, shape
@@ -147,12 +167,16 @@ class DiffusionPrior:
         x = self.init(init_key, num_samples)
         keys = jax.random.split(key, self.num_steps)
 
-        def body(x, inputs):
+        def body(carry, inputs):
+            x, memory = carry
             step_key, step = inputs
-            x = self.transition(step_key, x, step)
-            return x, (x if return_trajectory else None)
+            self.check_particles(x)
+            x, memory = self.transition_with_memory(step_key, x, self.denoise(x, step), memory,
+                                                    step)
+            return (x, memory), (x if return_trajectory else None)
 
-        x_final, path = jax.lax.scan(body, x, (keys, jnp.arange(self.num_steps)))
+        (x_final, _), path = jax.lax.scan(body, (x, self.init_memory(x)),
+                                          (keys, jnp.arange(self.num_steps)))
         if return_trajectory:
             return jnp.concatenate([x[None], path])
         return x_final
@@ -183,10 +207,15 @@ class ContinuousDiffusionPrior(DiffusionPrior):
     schedule : a :class:`~probinfer.diffusion.Schedule`.
     num_steps : number of reverse transitions.
     event_shape : shape of one sample.
-    sampler : ``"ddpm"``, ``"ddim"`` (eta = 0), ``"euler_maruyama"``, ``"heun"`` or a
-        sampler object (:class:`~probinfer.diffusion.DDIM` ``(eta=...)`` etc.).
-    spacing : ``"uniform"``, ``"quadratic"`` or ``"karras"`` (see
-        :func:`~probinfer.diffusion.timesteps`); ignored when ``timesteps`` is given.
+    sampler : ``"ddpm"``, ``"ddim"`` (eta = 0), ``"euler_maruyama"``, ``"heun"``,
+        ``"dpm_solver_2s"``, ``"dpm_solver_2m"``, ``"dpm_solver_3m"``,
+        ``"dpm_solver_2m_sde"`` or a sampler object
+        (:class:`~probinfer.diffusion.DDIM` ``(eta=...)``,
+        :class:`~probinfer.diffusion.DPMSolverMultistep` ``(order=..., thresholding=...)``
+        etc.); see :mod:`probinfer.diffusion.samplers`.
+    spacing : ``"uniform"``, ``"quadratic"``, ``"karras"``, ``"logsnr"``, ``"leading"`` or
+        ``"trailing"`` (see :func:`~probinfer.diffusion.timesteps`); ignored when
+        ``timesteps`` is given.
     rho : Karras exponent.
     timesteps : optional explicit native times of steps ``0 .. num_steps-1`` (strictly
         decreasing); step ``num_steps`` is always the data.
@@ -267,27 +296,45 @@ class ContinuousDiffusionPrior(DiffusionPrior):
         return self.sampler.nfe(self.num_steps)
 
     def transition_given_denoised(self, key, x, denoised, step):
+        """The memoryless step (first order for a multistep sampler)."""
         return self.sampler.step(self, key, x, denoised, step)
 
-    def transition_mean_std(self, x, step, denoised=None):
+    def init_memory(self, x):
+        """The sampler's per-particle memory at step 0: ``()``, or for the multistep
+        DPM-Solvers a :class:`~probinfer.diffusion.MultistepMemory` (earlier denoised
+        values ``(n, history, *event_shape)`` and ``num_valid`` ``(n,)``)."""
+        self.check_particles(x)
+        return self.sampler.init_memory(self, x)
+
+    def transition_with_memory(self, key, x, denoised, memory, step):
+        return self.sampler.step_with_memory(self, key, x, denoised, memory, step)
+
+    def next_memory(self, x, denoised, memory, step):
+        return self.sampler.next_memory(self, x, denoised, memory, step)
+
+    def transition_mean_std(self, x, step, denoised=None, memory=None):
         """Mean ``(n, *event_shape)`` and scalar std of a Gaussian transition.
 
         The std is 0 at steps where the sampler is deterministic (e.g. the last DDPM step,
         which returns ``E[x_0 | x]``). Twisted or gradient-guided proposals shift this mean.
+        ``memory`` (from :meth:`init_memory`) makes ``"dpm_solver_2m_sde"`` use its
+        second-order mean, the law :meth:`transition_with_memory` draws from; without it
+        the first-order (memoryless) step's. One-step samplers ignore it.
         Raises ``ValueError`` for non-Gaussian (deterministic multi-evaluation) samplers.
         """
         denoised = self.denoise(x, step) if denoised is None else denoised
-        return self.sampler.mean_std(self, x, denoised, step)
+        return self.sampler.mean_std(self, x, denoised, step, memory)
 
-    def transition_log_density(self, x, x_next, step, denoised=None):
-        """``log p(x_next | x)`` per particle, shape ``(n,)``.
+    def transition_log_density(self, x, x_next, step, denoised=None, memory=None):
+        """``log p(x_next | x)`` per particle, shape ``(n,)`` (``memory``: see
+        :meth:`transition_mean_std`).
 
         At a step whose std is 0 the transition is a point mass at its mean; the value
         returned there is 0 (a deterministic move contributes nothing to proposal ratios).
         """
         self.check_particles(x)
         self.check_particles(x_next)
-        mean, std = self.transition_mean_std(x, step, denoised)
+        mean, std = self.transition_mean_std(x, step, denoised, memory)
         axes = tuple(range(1, x.ndim))
         d = int(np.prod(self.event_shape))
         safe = jnp.where(std > 0, std, 1.0)

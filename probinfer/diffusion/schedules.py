@@ -17,7 +17,11 @@ VE coordinates on VP models.
 
 Timestep subsets for few-step sampling (:func:`timesteps`): ``uniform`` and ``quadratic``
 (DDIM, Song et al. 2021) in native time, ``karras`` (Karras et al. 2022, "Elucidating the
-Design Space of Diffusion-Based Generative Models", eq. 5) in ``sigma_ve``.
+Design Space of Diffusion-Based Generative Models", eq. 5) in ``sigma_ve``, ``logsnr``
+(uniform in the log-SNR, "time-uniform in λ", the DPM-Solver grid of Lu et al. 2022), and
+the ``leading`` / ``trailing`` grids of ``diffusers`` (Lin et al. 2024, "Common Diffusion
+Noise Schedules and Sample Steps are Flawed"; :func:`discrete_timesteps` on discrete
+schedules).
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ import jax.numpy as jnp
 from probinfer._types import Array
 from probinfer._validation import check_positive_int
 
-SPACINGS = ("uniform", "quadratic", "karras")
+SPACINGS = ("uniform", "quadratic", "karras", "logsnr", "leading", "trailing")
+DISCRETE_SPACINGS = ("trailing", "leading", "linspace")
 
 
 class Schedule:
@@ -253,14 +258,61 @@ def karras_sigmas(num: int, sigma_min: float, sigma_max: float, rho: float = 7.0
     return (hi + ramp * (lo - hi)) ** rho
 
 
+def discrete_timesteps(num_train_steps: int, num_steps: int, spacing: str = "trailing",
+                       steps_offset: int = 0) -> np.ndarray:
+    """Decreasing training timesteps of a few-step grid on ``0 .. T-1`` (diffusers spacings).
+
+    ``"trailing"``: ``round(arange(T, 0, -T/S)) - 1``, starting at ``T - 1`` (Lin et al.
+    2024, "Common Diffusion Noise Schedules and Sample Steps are Flawed");
+    ``"leading"``: ``arange(S) * (T // S) + steps_offset``, reversed (the DDIM paper's grid);
+    ``"linspace"``: ``round(linspace(0, T - 1, S))``, reversed.
+
+    Example
+    -------
+    >>> discrete_timesteps(1000, 4).tolist()
+    [999, 749, 499, 249]
+    """
+    num_train_steps = check_positive_int(num_train_steps, "num_train_steps", 2)
+    num_steps = check_positive_int(num_steps, "num_steps")
+    if num_steps > num_train_steps:
+        raise ValueError(f"num_steps={num_steps} exceeds the {num_train_steps} training steps")
+    if spacing == "trailing":
+        grid = np.round(np.arange(num_train_steps, 0, -num_train_steps / num_steps)) - 1
+    elif spacing == "leading":
+        grid = (np.arange(num_steps) * (num_train_steps // num_steps) + steps_offset)[::-1]
+    elif spacing == "linspace":
+        grid = np.round(np.linspace(0, num_train_steps - 1, num_steps))[::-1]
+    else:
+        raise ValueError(f"spacing must be one of {DISCRETE_SPACINGS}, got {spacing!r}")
+    grid = np.clip(grid.astype(np.int64), 0, num_train_steps - 1)
+    if np.any(np.diff(grid) >= 0):
+        raise ValueError(f"{num_steps} {spacing}-spaced steps collide on {num_train_steps} "
+                         "training steps")
+    return grid
+
+
 def timesteps(schedule: Schedule, num_steps: int, spacing: str = "uniform",
               rho: float = 7.0) -> np.ndarray:
-    """The ``num_steps`` native times of the noisy grid points, decreasing from ``t_max``.
+    """The ``num_steps`` native times of the noisy grid points, decreasing.
 
-    ``uniform``: evenly spaced in native time; ``quadratic``: ``t_min + (t_max - t_min) u²``
-    on an even grid ``u`` (denser near the data); ``karras``: :func:`karras_sigmas` over the
-    schedule's ``sigma_ve`` range, mapped back to native time. Discrete schedules round to
-    integer timesteps, and raise if two grid points coincide.
+    ``uniform``: evenly spaced in native time from ``t_max`` to ``t_min``; ``quadratic``:
+    ``t_min + (t_max - t_min) u²`` on an even grid ``u`` (denser near the data);
+    ``karras``: :func:`karras_sigmas` over the schedule's ``sigma_ve`` range, mapped back to
+    native time; ``logsnr``: evenly spaced in ``log sigma_ve = -log-SNR / 2`` (the
+    ``rho -> ∞`` limit of ``karras``, what the DPM-Solvers are analysed on);
+    ``trailing``: ``t_min + (t_max - t_min) (S - j) / S`` for ``j = 0 .. S-1`` (starts at
+    the noisiest time, never reaches ``t_min``); ``leading``: the same shifted down by one
+    interval (ends at ``t_min``, never reaches ``t_max``, so its first state is not pure
+    noise: Lin et al. 2024 explain why that hurts priors started from ``N(0, sigma²)``). On
+    a :class:`DiscreteVPSchedule` these two are :func:`discrete_timesteps` exactly.
+    Discrete schedules round to integer timesteps, and raise if two grid points coincide.
+
+    Example
+    -------
+    >>> import probinfer as pi
+    >>> t = pi.diffusion.timesteps(pi.diffusion.VPSchedule(), 5, "logsnr")
+    >>> t.shape, bool(t[0] == 1.0)
+    ((5,), True)
     """
     if not isinstance(schedule, Schedule):
         raise TypeError(f"schedule must be a probinfer.diffusion Schedule, got "
@@ -268,16 +320,24 @@ def timesteps(schedule: Schedule, num_steps: int, spacing: str = "uniform",
     num_steps = check_positive_int(num_steps, "num_steps")
     if spacing not in SPACINGS:
         raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
+    if schedule.discrete and spacing in ("leading", "trailing"):
+        return discrete_timesteps(schedule.t_max + 1, num_steps, spacing)
     u = np.linspace(1.0, 0.0, num_steps) if num_steps > 1 else np.ones(1)
     lo, hi = schedule.t_min, schedule.t_max
     if spacing == "uniform":
         t = lo + (hi - lo) * u
     elif spacing == "quadratic":
         t = lo + (hi - lo) * u ** 2
+    elif spacing in ("leading", "trailing"):
+        shift = 1 if spacing == "leading" else 0
+        t = lo + (hi - lo) * (num_steps - shift - np.arange(num_steps)) / num_steps
     else:
         s_lo, s_hi = schedule.sigma_ve_range
-        t = schedule.time_from_sigma_ve(karras_sigmas(num_steps, s_lo, s_hi, rho))
-        t = np.clip(t, lo, hi)
+        if spacing == "karras":
+            sig = karras_sigmas(num_steps, s_lo, s_hi, rho)
+        else:
+            sig = np.exp(np.log(s_lo) + (np.log(s_hi) - np.log(s_lo)) * u)
+        t = np.clip(schedule.time_from_sigma_ve(sig), lo, hi)
     if schedule.discrete:
         t = np.rint(t).astype(int)
         if np.any(np.diff(t) >= 0):

@@ -44,7 +44,8 @@ from probinfer._validation import check_positive_int
 from probinfer.diffusion.base import ContinuousDiffusionPrior, x0_from_eps, x0_from_v
 from probinfer.diffusion.categorical import best_float
 from probinfer.diffusion.masked import MaskedDiffusionPrior
-from probinfer.diffusion.schedules import DiscreteVPSchedule, Schedule
+from probinfer.diffusion.schedules import (DiscreteVPSchedule, Schedule,
+                                           discrete_timesteps)
 
 PREDICTIONS = ("eps", "x0", "v")
 TIME_INPUTS = ("native", "sigma")
@@ -80,39 +81,6 @@ def _module_device_dtype(torch, module):
 def _chunks(total, max_batch_size):
     size = total if max_batch_size is None else max(1, min(max_batch_size, total))
     return [(k, min(k + size, total)) for k in range(0, total, size)] or [(0, 0)]
-
-
-def discrete_timesteps(num_train_steps: int, num_steps: int, spacing: str = "trailing",
-                       steps_offset: int = 0) -> np.ndarray:
-    """Decreasing training timesteps of a few-step grid on ``0 .. T-1`` (diffusers spacings).
-
-    ``"trailing"``: ``round(arange(T, 0, -T/S)) - 1``, starting at ``T - 1`` (Lin et al.
-    2024, "Common Diffusion Noise Schedules and Sample Steps are Flawed");
-    ``"leading"``: ``arange(S) * (T // S) + steps_offset``, reversed (the DDIM paper's grid);
-    ``"linspace"``: ``round(linspace(0, T - 1, S))``, reversed.
-
-    Example
-    -------
-    >>> discrete_timesteps(1000, 4).tolist()
-    [999, 749, 499, 249]
-    """
-    num_train_steps = check_positive_int(num_train_steps, "num_train_steps", 2)
-    num_steps = check_positive_int(num_steps, "num_steps")
-    if num_steps > num_train_steps:
-        raise ValueError(f"num_steps={num_steps} exceeds the {num_train_steps} training steps")
-    if spacing == "trailing":
-        grid = np.round(np.arange(num_train_steps, 0, -num_train_steps / num_steps)) - 1
-    elif spacing == "leading":
-        grid = (np.arange(num_steps) * (num_train_steps // num_steps) + steps_offset)[::-1]
-    elif spacing == "linspace":
-        grid = np.round(np.linspace(0, num_train_steps - 1, num_steps))[::-1]
-    else:
-        raise ValueError(f"spacing must be one of {DISCRETE_SPACINGS}, got {spacing!r}")
-    grid = np.clip(grid.astype(np.int64), 0, num_train_steps - 1)
-    if np.any(np.diff(grid) >= 0):
-        raise ValueError(f"{num_steps} {spacing}-spaced steps collide on {num_train_steps} "
-                         "training steps")
-    return grid
 
 
 class _TorchCall:

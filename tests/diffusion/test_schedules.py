@@ -31,9 +31,10 @@ def test_sigma_ve_is_sigma_over_alpha_and_inverts(schedule, x64):
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES, ids=repr)
-@pytest.mark.parametrize("spacing", ["uniform", "quadratic", "karras"])
+@pytest.mark.parametrize("spacing", ["uniform", "quadratic", "karras", "logsnr"])
 def test_spacings_span_the_range_and_decrease(schedule, spacing):
-    if schedule.discrete and spacing == "karras" and schedule.sigma_ve_range[1] > 1e3:
+    if (schedule.discrete and spacing in ("karras", "logsnr")
+            and schedule.sigma_ve_range[1] > 1e3):
         # the clipped cosine schedule's sigma_ve reaches ~1e4 in its last few timesteps, so
         # Karras spacing puts several points on the same integer timestep: refused loudly
         with pytest.raises(ValueError, match="coincide"):
@@ -56,6 +57,38 @@ def test_quadratic_and_karras_are_denser_near_the_data():
     assert sig[-2] - sig[-1] < sig[0] - sig[1]
     # rho = 1 is a uniform sigma grid
     np.testing.assert_allclose(D.karras_sigmas(5, 1.0, 5.0, rho=1.0), [5, 4, 3, 2, 1])
+
+
+def test_logsnr_spacing_is_uniform_in_log_snr(x64):
+    for schedule in [D.VPSchedule("linear"), D.VPSchedule("cosine"), D.edm()]:
+        t = D.timesteps(schedule, 9, "logsnr")
+        steps = np.diff(np.asarray(schedule.log_snr(jnp.asarray(t))))
+        np.testing.assert_allclose(steps, steps[0], rtol=1e-8)
+        assert steps[0] > 0
+
+
+@pytest.mark.parametrize("num_steps", [4, 7, 10])
+def test_leading_and_trailing_spacings(num_steps):
+    discrete = D.DiscreteVPSchedule.linear(1000)
+    for spacing in ["leading", "trailing"]:
+        np.testing.assert_array_equal(D.timesteps(discrete, num_steps, spacing),
+                                      D.discrete_timesteps(1000, num_steps, spacing))
+    # the moved helper keeps its public name and the diffusers grids
+    assert D.discrete_timesteps(1000, 4).tolist() == [999, 749, 499, 249]
+    assert D.discrete_timesteps(1000, 4, "leading").tolist() == [750, 500, 250, 0]
+    s = D.VPSchedule("linear", t_min=1e-3)
+    trailing, leading = D.timesteps(s, num_steps, "trailing"), D.timesteps(s, num_steps,
+                                                                            "leading")
+    gap = (s.t_max - s.t_min) / num_steps
+    np.testing.assert_allclose(trailing[0], s.t_max)
+    np.testing.assert_allclose(trailing[-1], s.t_min + gap)
+    np.testing.assert_allclose(leading, trailing - gap, atol=1e-12)
+    np.testing.assert_allclose(leading[-1], s.t_min, atol=1e-12)
+    assert np.all(np.diff(trailing) < 0)
+    mix = pi.GaussianMixture(jnp.array([1.0]), jnp.zeros((1, 2)), jnp.eye(2)[None])
+    prior = D.GaussianMixturePrior(mix, discrete, num_steps=num_steps, spacing="trailing")
+    np.testing.assert_array_equal(np.asarray(prior.timesteps),
+                                  D.discrete_timesteps(1000, num_steps))
 
 
 def test_prior_grid_ends_at_the_data():
