@@ -111,6 +111,19 @@ class TemperedInfo(NamedTuple):
         return per_step, counters
 
 
+def _flatten_info(info):
+    return tuple(info[:-1]), info.kernel
+
+
+def _unflatten_info(kernel, children):
+    return TemperedInfo(*children, kernel)
+
+
+# The kernel's name is static data, not a leaf: jit, vmap and stacking replicates (see
+# probinfer.smc.replicate) see only the arrays.
+jax.tree_util.register_pytree_node(TemperedInfo, _flatten_info, _unflatten_info)
+
+
 def _step_sizes(kernel_params):
     from probinfer.kernels.base import KernelParams
     leaves = jax.tree_util.tree_leaves(kernel_params,
