@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m probinfer.cli demo
+	$(PY) -m probinfer.cli demo --out demo-output
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --durations=15 tests

@@ -81,7 +81,7 @@ def study(dim, ks, reps, samples, num_steps):
         for potential in ("max", "difference", "immediate", "sum"):
             runs = []
             for key in keys:
-                res = pi.steer.fk(key, prior, reward, k, potential=potential, resample="ess")
+                res = pi.steer.fk(key, prior, reward, k, potential=potential, policy="ess")
                 runs.append(estimates(tilted, res.samples, res.log_weights))
             rows.append((f"FK {potential}", k, k * num_steps) + summarise(tilted, runs))
         for name, value in (("SVDD-PM", "posterior_mean"), ("SVDD-MC", value_model)):

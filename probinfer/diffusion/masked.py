@@ -27,6 +27,7 @@ that float32 Gumbel-max sampling truncates.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -38,7 +39,96 @@ from probinfer.diffusion.base import DiffusionPrior
 from probinfer.diffusion.categorical import best_float, categorical
 
 MASKING_SCHEDULES = ("linear", "cosine")
-MASKED_SAMPLERS = ("ancestral", "first_hitting")
+
+
+class MaskedSampler:
+    """Base class of the reverse samplers of masked priors: ``step`` draws the next
+    particles from the denoiser's probabilities, ``log_density`` scores a move."""
+
+    name: str = ""
+
+    def check_steps(self, num_steps: int, length: int) -> None:
+        """Raise if this sampler cannot run ``num_steps`` steps over sequences of ``length``."""
+
+    def step(self, prior, key, x, probs, step):
+        raise NotImplementedError
+
+    def log_density(self, prior, x, x_next, probs, step):
+        raise NotImplementedError
+
+
+def _revealed_token_log_probs(prior, x, x_next, probs):
+    masked = x == prior.mask_id
+    revealed = masked & (x_next != prior.mask_id)
+    illegal = jnp.any(~masked & (x_next != x), axis=1)
+    token = jnp.take_along_axis(probs, jnp.clip(x_next, 0, prior.vocab_size - 1)[..., None],
+                                axis=-1)[..., 0]
+    return masked, revealed, illegal, jnp.where(revealed, jnp.log(token), 0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Ancestral(MaskedSampler):
+    """Each masked position is unmasked with probability ``(alpha_{i+1} - alpha_i) /
+    (1 - alpha_i)`` and takes a token drawn from its own probabilities. Positions unmasked
+    in the same step are drawn independently, so the joint law is exact only in the limit
+    of many steps (or for data without dependence between positions)."""
+
+    name = "ancestral"
+
+    def step(self, prior, key, x, probs, step):
+        pick_key, token_key = jax.random.split(key)
+        unmask = jax.random.uniform(pick_key, x.shape) < prior.unmask_probability(step)
+        tokens = categorical(token_key, probs)
+        return jnp.where((x == prior.mask_id) & unmask, tokens, x).astype(x.dtype)
+
+    def log_density(self, prior, x, x_next, probs, step):
+        masked, revealed, illegal, log_token = _revealed_token_log_probs(prior, x, x_next, probs)
+        p = prior.unmask_probability(step)
+        log_pick = jnp.where(revealed, jnp.log(p), jnp.where(masked, jnp.log1p(-p), 0.0))
+        return jnp.where(illegal, -jnp.inf, jnp.sum(log_pick + log_token, axis=1))
+
+
+@dataclasses.dataclass(frozen=True)
+class FirstHitting(MaskedSampler):
+    """Exactly one masked position, chosen uniformly, is unmasked per step
+    (``num_steps = length``). Exact for time-agnostic denoisers (Zheng et al. 2024)."""
+
+    name = "first_hitting"
+
+    def check_steps(self, num_steps, length):
+        if num_steps != length:
+            raise ValueError(f"the first-hitting sampler unmasks one position per step, so "
+                             f"num_steps must equal length={length}, got {num_steps}")
+
+    def step(self, prior, key, x, probs, step):
+        pick_key, token_key = jax.random.split(key)
+        masked = x == prior.mask_id
+        priority = jnp.where(masked, jax.random.uniform(pick_key, x.shape), -1.0)
+        position = jnp.argmax(priority, axis=1)
+        rows = jnp.arange(x.shape[0])
+        tokens = categorical(token_key, probs[rows, position])
+        new = jnp.where(masked[rows, position], tokens, x[rows, position])
+        return x.at[rows, position].set(new.astype(x.dtype))
+
+    def log_density(self, prior, x, x_next, probs, step):
+        masked, revealed, illegal, log_token = _revealed_token_log_probs(prior, x, x_next, probs)
+        num_masked = jnp.sum(masked, axis=1)
+        total = jnp.sum(log_token, axis=1) - jnp.log(jnp.maximum(num_masked, 1))
+        illegal = illegal | (jnp.sum(revealed, axis=1) != jnp.minimum(num_masked, 1))
+        return jnp.where(illegal, -jnp.inf, total)
+
+
+MASKED_SAMPLERS = {"ancestral": Ancestral, "first_hitting": FirstHitting}
+
+
+def get_masked_sampler(sampler) -> MaskedSampler:
+    """A masked sampler from an instance or a name in :data:`MASKED_SAMPLERS`."""
+    if isinstance(sampler, MaskedSampler):
+        return sampler
+    if isinstance(sampler, str) and sampler in MASKED_SAMPLERS:
+        return MASKED_SAMPLERS[sampler]()
+    raise ValueError(f"sampler must be one of {sorted(MASKED_SAMPLERS)} or a MaskedSampler "
+                     f"(probinfer.diffusion.FirstHitting(), ...), got {sampler!r}")
 
 
 def unmasked_fraction(t, schedule: str = "linear"):
@@ -61,21 +151,19 @@ class MaskedDiffusionPrior(DiffusionPrior):
     num_steps : reverse transitions (default ``length``); must equal ``length`` (or be
         None) for ``sampler="first_hitting"``.
     schedule : ``"linear"`` or ``"cosine"`` masking schedule.
-    sampler : ``"ancestral"`` or ``"first_hitting"``.
+    sampler : ``"ancestral"``, ``"first_hitting"`` or a :class:`MaskedSampler`
+        (:class:`Ancestral`, :class:`FirstHitting`).
     """
 
     def __init__(self, vocab_size: int, length: int, num_steps: int | None = None,
-                 schedule: str = "linear", sampler: str = "ancestral"):
+                 schedule: str = "linear", sampler="ancestral"):
         self.vocab_size = check_positive_int(vocab_size, "vocab_size", 2)
         self.length = check_positive_int(length, "length")
-        if sampler not in MASKED_SAMPLERS:
-            raise ValueError(f"sampler must be one of {MASKED_SAMPLERS}, got {sampler!r}")
+        sampler = get_masked_sampler(sampler)
         if num_steps is None:
             num_steps = self.length
         num_steps = check_positive_int(num_steps, "num_steps")
-        if sampler == "first_hitting" and num_steps != self.length:
-            raise ValueError(f"the first-hitting sampler unmasks one position per step, so "
-                             f"num_steps must equal length={self.length}, got {num_steps}")
+        sampler.check_steps(num_steps, self.length)
         self.num_steps, self.sampler, self.masking_schedule = num_steps, sampler, schedule
         self.event_shape = (self.length,)
         self.mask_id = self.vocab_size
@@ -107,44 +195,18 @@ class MaskedDiffusionPrior(DiffusionPrior):
         masked = x == self.mask_id
         return jax.vmap(lambda k: jnp.where(masked, categorical(k, denoised), x))(keys)
 
-    def _unmask_probability(self, step):
+    def unmask_probability(self, step):
+        """Probability that a position masked at ``step`` is unmasked at ``step + 1``."""
         a_s, a_t = self.unmasked[step], self.unmasked[step + 1]
         return (a_t - a_s) / (1.0 - a_s)
 
     def transition_given_denoised(self, key, x, denoised, step):
         self.check_particles(x)
-        masked = x == self.mask_id
-        pick_key, token_key = jax.random.split(key)
-        if self.sampler == "ancestral":
-            unmask = jax.random.uniform(pick_key, x.shape) < self._unmask_probability(step)
-            tokens = categorical(token_key, denoised)
-            return jnp.where(masked & unmask, tokens, x).astype(x.dtype)
-        priority = jnp.where(masked, jax.random.uniform(pick_key, x.shape), -1.0)
-        position = jnp.argmax(priority, axis=1)
-        rows = jnp.arange(x.shape[0])
-        tokens = categorical(token_key, denoised[rows, position])
-        new = jnp.where(masked[rows, position], tokens, x[rows, position])
-        return x.at[rows, position].set(new.astype(x.dtype))
+        return self.sampler.step(self, key, x, denoised, step)
 
     def transition_log_density(self, x, x_next, step, denoised=None):
         """``log p(x_next | x)`` per sequence, ``(n,)``; ``-inf`` for impossible moves."""
         self.check_particles(x)
         self.check_particles(x_next)
         probs = self.denoise(x, step) if denoised is None else denoised
-        masked = x == self.mask_id
-        revealed = masked & (x_next != self.mask_id)
-        illegal = jnp.any(~masked & (x_next != x), axis=1)
-        token = jnp.take_along_axis(probs, jnp.clip(x_next, 0, self.vocab_size - 1)[..., None],
-                                    axis=-1)[..., 0]
-        log_token = jnp.where(revealed, jnp.log(token), 0.0)
-        if self.sampler == "ancestral":
-            p = self._unmask_probability(step)
-            log_pick = jnp.where(revealed, jnp.log(p),
-                                 jnp.where(masked, jnp.log1p(-p), 0.0))
-            total = jnp.sum(log_pick + log_token, axis=1)
-        else:
-            num_masked = jnp.sum(masked, axis=1)
-            num_revealed = jnp.sum(revealed, axis=1)
-            total = jnp.sum(log_token, axis=1) - jnp.log(jnp.maximum(num_masked, 1))
-            illegal = illegal | (num_revealed != jnp.minimum(num_masked, 1))
-        return jnp.where(illegal, -jnp.inf, total)
+        return self.sampler.log_density(self, x, x_next, probs, step)

@@ -32,21 +32,14 @@ def linear(x):
     return A @ x
 
 
-def _policy(model, evaluated, trigger):
-    if trigger == "interval":
-        return pi.smc.at_steps(np.flatnonzero(evaluated[:-1]) + 1, model.num_steps)
-    return pi.smc.ess_below(0.5)
-
-
 def _replicates(prior, reward, potential, trigger, num, reps, key, every=None):
-    model, evaluated = pi.steer.feynman_kac_model(prior, reward, potential=potential,
-                                                  temperature=TEMPERATURE,
-                                                  potential_every=every)
-    policy = _policy(model, evaluated, trigger)
+    model, policy = pi.steer.feynman_kac_model(prior, reward, potential=potential,
+                                               temperature=TEMPERATURE, potential_every=every,
+                                               policy=trigger)
 
     def one(k):
         state, _ = pi.smc.scan(k, model, num, pi.particles.systematic, policy)
-        return state.log_evidence, state.log_weights, state.particles["x"]
+        return state.log_evidence, state.log_weights, state.particles.x
 
     return jax.jit(jax.vmap(one))(jax.random.split(key, reps))
 
@@ -111,11 +104,11 @@ def test_gradient_proposal_is_exact_and_less_degenerate(key):
     tilted, log_z = MIX.tilt_quadratic(CENTER, PRECISION, TEMPERATURE)
     prior = pi.diffusion.GaussianMixturePrior(MIX, num_steps=100)
     res = pi.steer.fk(key, prior, quadratic, 1000, potential="difference", proposal="gradient",
-                      resample="ess")
-    plain = pi.steer.fk(key, prior, quadratic, 1000, potential="difference", resample="ess")
+                      policy="ess")
+    plain = pi.steer.fk(key, prior, quadratic, 1000, potential="difference", policy="ess")
     assert float(res.info.ess.min()) > float(plain.info.ess.min())
-    model, ev = pi.steer.feynman_kac_model(prior, quadratic, potential="difference",
-                                           proposal="gradient")
+    model, _ = pi.steer.feynman_kac_model(prior, quadratic, potential="difference",
+                                          proposal="gradient")
     run = jax.jit(jax.vmap(lambda k: pi.smc.scan(k, model, 32, pi.particles.systematic,
                                                  pi.smc.ess_below(0.5))[0].log_evidence))
     ratio = np.exp(np.asarray(run(jax.random.split(key, 200)), np.float64) - float(log_z))
@@ -133,12 +126,12 @@ def test_fk_on_markov_chain_matches_tilted_marginals(key):
     reward = lambda seq: jnp.sum(gc[seq])
     tilted, log_z = prior.tilt_additive(np.tile(np.asarray(gc), (length, 1)), temperature=0.5)
     exact = tilted.marginals()                                     # (L, K)
-    model, evaluated = pi.steer.feynman_kac_model(prior, reward, potential="difference",
-                                                  temperature=0.5, potential_every=2)
+    model, _ = pi.steer.feynman_kac_model(prior, reward, potential="difference",
+                                          temperature=0.5, potential_every=2)
 
     def one(kk):
         state, _ = pi.smc.scan(kk, model, 256, pi.particles.systematic, pi.smc.ess_below(0.5))
-        onehot = jax.nn.one_hot(state.particles["x"], k)
+        onehot = jax.nn.one_hot(state.particles.x, k)
         return state.log_evidence, jnp.einsum("n,nlk->lk", jnp.exp(state.log_weights), onehot)
 
     reps = 24
@@ -242,7 +235,7 @@ def test_bad_input(key):
         pi.steer.fk(key, prior, 1.0, 10)
     with pytest.raises(TypeError, match="prior must be a probinfer diffusion prior"):
         pi.steer.best_of_n(key, MIX, quadratic, 4)
-    with pytest.raises(ValueError, match="NaN or"):
+    with pytest.raises(ValueError, match="reward returned NaN for"):
         pi.steer.fk(key, prior, lambda x: jnp.where(x[0] > 0, jnp.nan, 0.0), 50)
     with pytest.raises(ValueError, match="every particle has zero weight"):
         pi.steer.fk(key, prior, lambda x: -jnp.inf, 20)

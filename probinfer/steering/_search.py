@@ -18,19 +18,29 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
+from probinfer._compile import runner_key
 from probinfer._types import Array
-from probinfer._validation import check_positive_int, check_positive_scalar
+from probinfer._validation import check_positive_int, check_positive_scalar, is_concrete
 from probinfer.diffusion.base import DiffusionPrior
+from probinfer.particles.weights import uniform
 from probinfer.result import Result
-from probinfer.steering.rewards import HostReward, batch_reward, check_reward
+from probinfer.steering._rewards import (batch_reward, check_invalid_reward, check_reward,
+                                         explain_failures, host_calls, screen)
 
 
 class SearchInfo(NamedTuple):
     rewards: Array            # all rewards seen: best-of-N (num_samples, n); noise search trace
     best_reward: Array
+    num_invalid_rewards: Array  # samples whose reward was NaN
     nfe: int
     num_reward_evaluations: int
     num_host_reward_calls: int
+
+    def traces(self):
+        """No per-step traces; the counters (see :func:`probinfer.diagnostics.to_arviz`)."""
+        return {}, {"nfe": self.nfe, "num_reward_evaluations": self.num_reward_evaluations,
+                    "num_host_reward_calls": self.num_host_reward_calls,
+                    "num_invalid_rewards": self.num_invalid_rewards}
 
 
 def _check(prior, reward):
@@ -39,20 +49,26 @@ def _check(prior, reward):
     check_reward(reward)
 
 
-def _host_calls(reward):
-    return reward.num_calls if isinstance(reward, HostReward) else 0
+def _float_dtype(x):
+    return x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else None
 
 
-def _uniform_log_weights(n, dtype):
-    dtype = dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.float32
-    return jnp.full(n, -jnp.log(n), dtype)
+def _raise_on_invalid(invalid, total: int, reject: bool) -> None:
+    if not reject and is_concrete(invalid) and int(invalid) > 0:
+        raise ValueError(f"the reward was NaN for {int(invalid)} of {total} sample(s). Fix the "
+                         "reward, or pass invalid_reward='reject' so that such samples are "
+                         "never selected (counted in info.num_invalid_rewards).")
 
 
-def best_of_n(key, prior, reward, n: int, num_samples: int = 1) -> Result:
+def best_of_n(key, prior, reward, n: int, num_samples: int = 1, *,
+              invalid_reward: str = "raise") -> Result:
     """Best of ``n`` unguided samples by reward, ``num_samples`` times.
 
     Returns a Result whose ``samples`` are the ``num_samples`` winners (equal weights;
     ``log_evidence`` NaN) and ``info.rewards`` all ``(num_samples, n)`` rewards.
+    ``invalid_reward``: ``"raise"`` (a NaN reward is an error) or ``"reject"`` (NaN rewards
+    count as ``-inf`` and are never selected unless all are; counted in
+    ``info.num_invalid_rewards``). Vmappable over keys.
 
     Example
     -------
@@ -65,16 +81,20 @@ def best_of_n(key, prior, reward, n: int, num_samples: int = 1) -> Result:
     _check(prior, reward)
     n = check_positive_int(n, "n")
     num_samples = check_positive_int(num_samples, "num_samples")
-    before = _host_calls(reward)
-    draws = prior.sample(key, n * num_samples)
-    rewards = batch_reward(reward, draws).reshape(num_samples, n)
+    reject = check_invalid_reward(invalid_reward)
+    before = host_calls(reward)
+    draws = prior.sample(runner_key(key), n * num_samples)
+    rewards, invalid = screen(explain_failures(reward, lambda: batch_reward(reward, draws)),
+                              reject)
+    _raise_on_invalid(jnp.sum(invalid), n * num_samples, reject)
+    rewards = rewards.reshape(num_samples, n)
     best = jnp.argmax(rewards, axis=1)
     winners = draws.reshape((num_samples, n) + draws.shape[1:])[jnp.arange(num_samples), best]
-    info = SearchInfo(rewards, rewards[jnp.arange(num_samples), best],
+    info = SearchInfo(rewards, rewards[jnp.arange(num_samples), best], jnp.sum(invalid),
                       int(n * num_samples * np.sum(prior.nfe_per_step)), n * num_samples,
-                      _host_calls(reward) - before)
-    return Result(winners, _uniform_log_weights(num_samples, winners.dtype),
-                  jnp.asarray(jnp.nan), info)
+                      host_calls(reward) - before)
+    return Result(winners, uniform(num_samples, _float_dtype(winners)), jnp.asarray(jnp.nan),
+                  info)
 
 
 def _generate(prior, noise):
@@ -89,12 +109,14 @@ def _generate(prior, noise):
 
 
 def noise_search(key, prior, reward, num_candidates: int, num_local_steps: int = 0,
-                 num_neighbours: int = 8, perturbation=0.2) -> Result:
+                 num_neighbours: int = 8, perturbation=0.2, *,
+                 invalid_reward: str = "raise") -> Result:
     """Random search over initial noises, then zero-order local search around the best.
 
     Needs a deterministic sampler (e.g. ``sampler="ddim"``, ``"heun"``), so that a noise
     determines its sample. Returns a Result with the single best sample, and in
     ``info.rewards`` the best reward after the random search and after each local step.
+    ``invalid_reward`` as in :func:`best_of_n`.
     """
     _check(prior, reward)
     if prior.is_stochastic:
@@ -107,14 +129,22 @@ def noise_search(key, prior, reward, num_candidates: int, num_local_steps: int =
     rho = check_positive_scalar(perturbation, "perturbation")
     if float(rho) > 1:
         raise ValueError(f"perturbation must lie in (0, 1], got {float(rho)}")
-    before = _host_calls(reward)
-    init_key, local_key = jax.random.split(key)
+    reject = check_invalid_reward(invalid_reward)
+    before = host_calls(reward)
+    init_key, local_key = jax.random.split(runner_key(key))
     sigma0 = prior.sigmas[0] if hasattr(prior, "sigmas") else 1.0
 
-    @jax.jit
+    compiled = jax.jit(lambda noise: _generate(prior, noise))
+    num_invalid = 0
+
     def score(noise):
-        x = _generate(prior, noise)
-        return x, batch_reward(reward, x)
+        nonlocal num_invalid
+        x = compiled(noise)
+        values, invalid = screen(explain_failures(reward, lambda: batch_reward(reward, x)),
+                                 reject)
+        _raise_on_invalid(jnp.sum(invalid), noise.shape[0], reject)
+        num_invalid += int(jnp.sum(invalid))
+        return x, values
 
     noises = prior.init(init_key, num_candidates)
     xs, rewards = score(noises)
@@ -130,7 +160,7 @@ def noise_search(key, prior, reward, num_candidates: int, num_local_steps: int =
             z, x_best, r_best = neighbours[i], xs[i], rewards[i]
         trace.append(r_best)
     evaluations = num_candidates + num_local_steps * num_neighbours
-    info = SearchInfo(jnp.stack(trace), r_best, int(evaluations * np.sum(prior.nfe_per_step)),
-                      evaluations, _host_calls(reward) - before)
-    return Result(x_best[None], _uniform_log_weights(1, x_best.dtype), jnp.asarray(jnp.nan),
-                  info)
+    info = SearchInfo(jnp.stack(trace), r_best, jnp.asarray(num_invalid),
+                      int(evaluations * np.sum(prior.nfe_per_step)), evaluations,
+                      host_calls(reward) - before)
+    return Result(x_best[None], uniform(1, _float_dtype(x_best)), jnp.asarray(jnp.nan), info)

@@ -20,15 +20,19 @@ import jax.numpy as jnp
 
 from probinfer._validation import check_positive_int, check_positive_scalar
 from probinfer.diffusion.gaussian_mixture import GaussianMixturePrior
-from probinfer.diffusion.masked import MaskedDiffusionPrior
-from probinfer.steering.rewards import batch_reward, check_reward
+from probinfer.steering._rewards import batch_reward, check_reward
 
 
 def posterior_mean_value(prior, reward):
-    """SVDD-PM: ``v(x_t) = r(E[x_0 | x_t])`` (continuous priors)."""
-    if isinstance(prior, MaskedDiffusionPrior):
-        raise ValueError("posterior_mean_value is for continuous priors; masked priors use "
-                         "draws from the denoiser (value='posterior_mean' in svdd does this)")
+    """SVDD-PM: ``v(x_t) = r(E[x_0 | x_t])``, for priors whose denoiser returns a clean
+    estimate in sample space (continuous priors)."""
+    x = jax.eval_shape(lambda k: prior.init(k, 1), jax.random.key(0))
+    denoised = jax.eval_shape(lambda v: prior.denoise(v, 0), x)
+    if denoised.shape != x.shape:
+        raise ValueError(f"posterior_mean_value needs a denoiser that returns E[x_0 | x_t] of "
+                         f"the particles' shape {x.shape[1:]}, this prior's returns "
+                         f"{denoised.shape[1:]} (probabilities of a masked prior); "
+                         "svdd(value='posterior_mean') draws x_0 | x_t for such priors")
     return lambda x, step: reward(prior.denoise(x[None], step)[0])
 
 
@@ -94,30 +98,31 @@ def fit_value_model(key, prior, reward, num_rollouts: int = 2000, num_features: 
     """
     from sklearn.linear_model import RidgeCV
 
-    if isinstance(prior, MaskedDiffusionPrior):
-        raise ValueError("fit_value_model supports continuous priors")
     check_reward(reward)
+    particle = jax.eval_shape(lambda k: prior.init(k, 1), jax.random.key(0))
+    if not jnp.issubdtype(particle.dtype, jnp.floating):
+        raise ValueError(f"fit_value_model regresses on real-valued particles; this prior's are "
+                         f"{particle.dtype} tokens")
     num_rollouts = check_positive_int(num_rollouts, "num_rollouts", 10)
     num_features = check_positive_int(num_features, "num_features")
     path_key, feat_key = jax.random.split(key)
     path = prior.sample(path_key, num_rollouts, return_trajectory=True)   # (S+1, n, ...)
     targets = np.asarray(batch_reward(reward, path[-1]), np.float64)
-    flat = np.asarray(path.reshape(path.shape[0], num_rollouts, -1), np.float64)
-    d = flat.shape[-1]
-    loc = flat.mean(1)
-    scale = flat.std(1) + 1e-8
-    freqs = np.asarray(jax.random.normal(feat_key, (path.shape[0], num_features, d))) / lengthscale
-    phases = np.asarray(jax.random.uniform(jax.random.fold_in(feat_key, 1),
-                                           (path.shape[0], num_features))) * 2 * np.pi
+    flat = path.reshape(path.shape[0], num_rollouts, -1)
+    num_states, d = flat.shape[0], flat.shape[-1]
+    frequencies = jax.random.normal(feat_key, (num_states, num_features, d)) / lengthscale
+    phases = jax.random.uniform(jax.random.fold_in(feat_key, 1),
+                                (num_states, num_features)) * 2 * np.pi
+    # The regression runs on the features the fitted model evaluates: one definition.
+    unfitted = ValueModel(frequencies, phases, flat.mean(1), flat.std(1) + 1e-8,
+                          jnp.zeros((num_states, 2 * d + num_features)), jnp.zeros(num_states))
     coefs, intercepts = [], []
-    for s in range(path.shape[0]):
-        z = (flat[s] - loc[s]) / scale[s]
-        feats = np.concatenate([z, z ** 2, np.cos(z @ freqs[s].T + phases[s])
-                                * np.sqrt(2.0 / num_features)], axis=1)
+    for s in range(num_states):
+        feats = np.asarray(jax.vmap(unfitted.features, in_axes=(0, None))(path[s], s),
+                           np.float64)
         model = RidgeCV(alphas=np.logspace(-4, 2, 7)).fit(feats, targets)
         coefs.append(model.coef_)
         intercepts.append(model.intercept_)
     dtype = prior.dtype
-    return ValueModel(*(jnp.asarray(v, dtype) for v in (freqs, phases, loc, scale,
-                                                         np.stack(coefs),
-                                                         np.asarray(intercepts))))
+    return unfitted._replace(coef=jnp.asarray(np.stack(coefs), dtype),
+                             intercept=jnp.asarray(np.asarray(intercepts), dtype))
