@@ -329,7 +329,7 @@ def solve(model: Dynamics, states, actions, *, discount, reward: Callable = harv
     >>> import jax.numpy as jnp, probinfer as pi
     >>> grid = jnp.linspace(0.0, 15.0, 50)
     >>> policy = pi.gpdp.solve(pi.gpdp.Allee(2.0, 8.0, 5.0, 0.05), grid, grid, discount=0.99)
-    >>> round(float(policy.escapement(10.0)), 2)
+    >>> round(policy.constant_escapement().escapement, 2)   # Reed's constant escapement
     6.73
     """
     if not isinstance(model, Dynamics):
