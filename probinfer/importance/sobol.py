@@ -25,6 +25,7 @@ reweighting (:meth:`SobolResult.reweight`, the paper's second application).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -224,23 +225,31 @@ def _indices_gradient(est, d):
     return jax.jacobian(indices)(est)
 
 
-def _indices_result(terms, num_evaluations, names, method, confidence, inputs, sample, info):
-    d = len(names)
+@partial(jax.jit, static_argnums=(2,))
+def _index_summary(terms, z, d):
+    """Expectations, their covariance, the indices and delta-method intervals (compiled once
+    per shape)."""
     n = terms.shape[0]
     est = jnp.mean(terms, axis=0)
     cov = jnp.cov(terms, rowvar=False) / n
     var = est[1] - est[0] ** 2
-    if not bool(var > 0):
-        raise ValueError("the estimated output variance is not positive: fn looks constant "
-                         "over the inputs (or the budget is far too small)")
     jac = _indices_gradient(est, d)
     se = jnp.sqrt(jnp.maximum(jnp.diag(jac @ cov @ jac.T), 0.0))
     idx = jnp.concatenate([est[2:2 + d], est[2 + d:]]) / var
-    z = float(_scipy_norm.ppf(0.5 + confidence / 2))
     ci = jnp.stack([idx - z * se, idx + z * se], axis=1)
+    return est[0], var, idx, se, ci
+
+
+def _indices_result(terms, num_evaluations, names, method, confidence, inputs, sample, info):
+    d = len(names)
+    z = jnp.asarray(_scipy_norm.ppf(0.5 + confidence / 2), terms.dtype)
+    mean, var, idx, se, ci = _index_summary(terms, z, d)
+    if not bool(var > 0):
+        raise ValueError("the estimated output variance is not positive: fn looks constant "
+                         "over the inputs (or the budget is far too small)")
     return SobolResult(first_order=idx[:d], total=idx[d:], first_order_ci=ci[:d],
                        total_ci=ci[d:], num_evaluations=int(num_evaluations),
-                       first_order_se=se[:d], total_se=se[d:], mean=est[0], variance=var,
+                       first_order_se=se[:d], total_se=se[d:], mean=mean, variance=var,
                        names=tuple(names), method=method, confidence=float(confidence),
                        inputs=tuple(inputs), sample=sample, info=info)
 
@@ -314,13 +323,18 @@ def sobol(key: PRNGKey, fn, inputs, budget: int, *, method: str = "ais-cv",
     return _ais_cv(key, fn, inputs, num_draws, names, confidence, ais_options)
 
 
-def _pick_freeze(key, fn, inputs, num_draws, names, confidence):
+@partial(jax.jit, static_argnums=(1, 2, 3))
+def _pick_freeze_draws(key, fn, inputs, num_draws):
     keys = jax.random.split(key, len(inputs))
     x = jnp.stack([dd.sample(k, (2 * num_draws,)) for dd, k in zip(inputs, keys)], axis=1)
     x_a, x_b = x[:num_draws], x[num_draws:]
     y = _evaluate_fn(fn, _pick_freeze_points(x_a, x_b))
+    return x_a, x_b, y, _integrands(y[:, 0], y[:, 1], y[:, 2:])
+
+
+def _pick_freeze(key, fn, inputs, num_draws, names, confidence):
+    x_a, x_b, y, terms = _pick_freeze_draws(key, fn, inputs, num_draws)
     _check_values(y, "pick-freeze sample")
-    terms = _integrands(y[:, 0], y[:, 1], y[:, 2:])
     sample = SobolSample(x_a, x_b, terms, jnp.zeros(num_draws, terms.dtype))
     return _indices_result(terms, num_draws * (len(inputs) + 2), names, "pick-freeze",
                            confidence, inputs, sample, None)
