@@ -75,8 +75,9 @@ def test_bad_grids_and_models():
         pi.gpdp.GPDynamics.fit(X[:-1], X[1:])
     with pytest.raises(ValueError, match="same shape"):
         pi.gpdp.Ricker.fit(X[:-1], X[2:])
-    with pytest.raises(TypeError, match="takes 3 parameters"):
-        pi.gpdp.Ricker.tree_unflatten(None, ()).__class__(1.0, 2.0)
+    with pytest.raises(TypeError, match="truth must be a parametric model"):
+        pi.gpdp.compare(jax.random.key(0), pi.gpdp.ParameterPosterior(
+            pi.gpdp.Ricker, jnp.ones((2, 3))), X, {"Ricker": pi.gpdp.Ricker})
     with pytest.raises(TypeError, match="each entry of models"):
         pi.gpdp.compare(jax.random.key(0), pi.gpdp.Allee(2.0, 8.0, 5.0, 0.05), X,
                         {"bad": 3}, num_replicates=2, years=2)
