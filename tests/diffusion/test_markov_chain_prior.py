@@ -76,9 +76,59 @@ def marginal_p_values(prior, x):
     return np.array(p_values), forbidden
 
 
+def reverse_run(prior, key, n):
+    """The masked reverse process of the prior's sampler (``sample`` itself is exact)."""
+    return np.asarray(D.DiffusionPrior.sample(prior, key, n))
+
+
+def pair_z_scores(prior, x):
+    """z-scores (MCSE) of every adjacent-pair cell frequency against the exact pair law."""
+    k, n = prior.vocab_size, len(x)
+    pairs = prior.pair_marginals()
+    counts = np.stack([np.bincount(k * x[:, l] + x[:, l + 1], minlength=k * k)
+                       for l in range(prior.length - 1)]).reshape(pairs.shape) / n
+    se = np.sqrt(np.maximum(pairs * (1 - pairs), 1e-300) / n)
+    return (counts - pairs) / se, counts[pairs == 0].sum()
+
+
+@pytest.mark.slow
+def test_sample_is_exact_by_default_and_ancestral_is_not(key):
+    # The issue's set-up: 4 letters, length 10, a random chain, n = 20 000.
+    rng = np.random.default_rng(11)
+    prior = D.MarkovChainPrior(rng.dirichlet(np.ones(4)), rng.dirichlet(np.ones(4), size=4), 10)
+    n = 20000
+    crit = scipy.stats.norm.isf(0.001 / (2 * 9 * 16))
+    x = np.asarray(prior.sample(key, n))
+    assert x.shape == (n, 10) and x.dtype == np.int32
+    z, forbidden = pair_z_scores(prior, x)
+    assert forbidden == 0 and np.abs(z).max() < crit, np.abs(z).max()
+    # the ancestral reverse process with num_steps = length fails the same test
+    z_ancestral, _ = pair_z_scores(prior, reverse_run(prior, key, n))
+    assert np.abs(z_ancestral).max() > 2 * crit, np.abs(z_ancestral).max()
+
+
+def test_exact_trajectory_reveals_independently(key):
+    prior = chain(num_steps=4)
+    path = np.asarray(prior.sample(key, 4000, return_trajectory=True))
+    assert path.shape == (5, 4000, prior.length)
+    assert np.all(path[0] == prior.mask_id)
+    final = path[-1]
+    assert np.all(final < prior.vocab_size)
+    # revealed tokens never change; each step reveals with the schedule's probability
+    revealed = path != prior.mask_id
+    assert np.all(np.where(revealed[:-1], path[:-1] == final[None], True))
+    assert np.all(revealed[1:] >= revealed[:-1])
+    frac = revealed.mean(axis=(1, 2))
+    expected = np.asarray(prior.unmasked, np.float64)
+    se = np.sqrt(expected * (1 - expected) / revealed[0].size) + 1e-12
+    assert np.all(np.abs(frac - expected) < 5 * se + 1e-12), (frac, expected)
+    p_values, forbidden = marginal_p_values(prior, final)
+    assert forbidden == 0 and p_values.min() > 0.001 / len(p_values)
+
+
 def test_first_hitting_samples_have_the_exact_marginals(key):
     prior = chain(sampler="first_hitting")
-    x = np.asarray(prior.sample(key, 4000))
+    x = reverse_run(prior, key, 4000)
     assert np.all((x >= 0) & (x < prior.vocab_size))
     p_values, forbidden = marginal_p_values(prior, x)
     assert forbidden == 0
@@ -91,10 +141,10 @@ def test_ancestral_sampler_converges_as_steps_grow(key):
     # gives the product of the marginals (wrong pairs); with 400 linear steps an adjacent
     # pair is revealed together in about 1% of sequences, below this test's resolution.
     one = chain(num_steps=1, sampler="ancestral")
-    p_one, forbidden_one = marginal_p_values(one, np.asarray(one.sample(key, 4000)))
+    p_one, forbidden_one = marginal_p_values(one, reverse_run(one, key, 4000))
     assert forbidden_one > 0 and p_one.min() < 0.001 / len(p_one)
     many = chain(num_steps=400, sampler="ancestral")
-    p_many, _ = marginal_p_values(many, np.asarray(many.sample(key, 3000)))
+    p_many, _ = marginal_p_values(many, reverse_run(many, key, 3000))
     assert p_many.min() > 0.001 / len(p_many), p_many
 
 
