@@ -1,6 +1,5 @@
 """Clear errors at the public boundary of pi.gpdp."""
 
-import numpy as np
 import pytest
 import jax
 import jax.numpy as jnp
