@@ -12,13 +12,16 @@ sensitivities), and a growing number of sampled rows m, we solve the sampled pro
 the grid where at least 80% of draws succeed ("> max" when none on the grid does), with the
 median relative error and the median measured distortion range at that m.
 
-Run: ``.venv/bin/python inference/lp_sampling.py [--trials 8]``; writes
-``docs/results/lp_sampling.md`` and ``docs/results/lp_sampling.png``.
+Run: ``.venv/bin/python inference/lp_sampling.py [--trials 6]``; writes
+``docs/results/lp_sampling.md`` and ``docs/results/lp_sampling.png``. Each p can run in its own
+process (``--p 1.5`` writes ``inference/_work/lp_sampling_p1.5.json``; ``--merge`` then
+writes the table and figure from those files).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -28,7 +31,8 @@ import jax
 import probinfer as pi
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
-N, D, K = 300, 4, 4
+WORK = Path(__file__).resolve().parent / "_work"
+N, D, K = 200, 4, 4
 EPS = 0.1
 GRID = (12, 24, 48, 96, 192)
 PS = (1.0, 1.5, 3.0)
@@ -45,58 +49,60 @@ def problem(seed=0):
     return A, b
 
 
-def main():
-    jax.config.update("jax_enable_x64", True)
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--trials", type=int, default=8)
-    args = parser.parse_args()
+def run_p(p, trials):
+    """Rows-needed search for one p; returns (rows, curves, seconds)."""
     A, b = problem()
     M = np.c_[A, b]
     rows, curves = [], {}
     t_all = time.perf_counter()
-    for p in PS:
-        t0 = time.perf_counter()
-        sens = np.asarray(pi.importance.lp_sensitivities(M, p, method="exact"))
-        print(f"p={p}: exact sensitivities of [A b] in {time.perf_counter() - t0:.1f}s, "
-              f"total {sens.sum():.2f}", flush=True)
-        for method in METHODS:
-            kw = ({"sensitivities": np.ones(M.shape[0])} if method == "uniform"
-                  else {"sensitivities": sens} if "sensitivity" in method else {})
-            api_method = "sensitivity" if method == "uniform" else method
-            needed, detail = None, None
-            for m in GRID:
-                errs, dist = [], []
-                for t in range(args.trials):
-                    key = jax.random.key(10_000 * int(10 * p) + 100 * m + t)
-                    res = pi.importance.lp_regression(key, A, b, p, m, api_method,
-                                                      num_probes=20, **kw)
-                    errs.append(res.relative_error)
-                    dist.append(res.distortion_range)
-                success = float(np.mean(np.array(errs) <= EPS))
-                curves.setdefault((p, method), []).append((m, success))
-                print(p, method, m, f"success {success:.2f}", f"median err {np.median(errs):.3f}",
-                      flush=True)
-                if success >= 0.8:
-                    needed = m
-                    detail = (np.median(errs), np.median([d[0] for d in dist]),
-                              np.median([d[1] for d in dist]))
-                    break
-            rows.append((p, method, sens.sum(), needed, detail))
-    wall = time.perf_counter() - t_all
+    sens = np.asarray(pi.importance.lp_sensitivities(M, p, method="exact"))
+    print(f"p={p}: exact sensitivities of [A b] in {time.perf_counter() - t_all:.1f}s, "
+          f"total {sens.sum():.2f}", flush=True)
+    for method in METHODS:
+        kw = ({"sensitivities": np.ones(M.shape[0])} if method == "uniform"
+              else {"sensitivities": sens} if "sensitivity" in method else {})
+        api_method = "sensitivity" if method == "uniform" else method
+        needed, detail = None, None
+        for m in GRID:
+            errs, dist = [], []
+            for t in range(trials):
+                key = jax.random.key(10_000 * int(10 * p) + 100 * m + t)
+                res = pi.importance.lp_regression(key, A, b, p, m, api_method, num_probes=20,
+                                                  **kw)
+                errs.append(res.relative_error)
+                dist.append(res.distortion_range)
+            success = float(np.mean(np.array(errs) <= EPS))
+            curves.setdefault(method, []).append((m, success))
+            print(p, method, m, f"success {success:.2f}", f"median err {np.median(errs):.3f}",
+                  flush=True)
+            if success >= 0.8:
+                needed = m
+                detail = (float(np.median(errs)), float(np.median([d[0] for d in dist])),
+                          float(np.median([d[1] for d in dist])))
+                break
+        rows.append((p, method, float(sens.sum()), needed, detail))
+    return rows, curves, time.perf_counter() - t_all
+
+
+def write(results, trials):
+    rows = [r for res in results for r in res["rows"]]
+    wall = sum(res["seconds"] for res in results)
     lines = [
         "# l_p sensitivity sampling: rows for a (1 + eps)-approximate l_p regression",
         "",
-        f"Command: `.venv/bin/python inference/lp_sampling.py --trials {args.trials}` — CPU "
-        f"(2 shared cores), float64, {wall:.0f} s in all.",
+        f"Command: `.venv/bin/python inference/lp_sampling.py --trials {trials}` — CPU "
+        f"(2 cores shared with many other jobs), float64, {wall:.0f} s of wall time summed "
+        "over the values of p.",
         "",
         f"Matrix: n = {N} Gaussian rows in the first {D - 1} columns scaled by |t(1.5)| factors, "
         f"plus {K} coherent rows that alone carry column {D}; b = A·1 + Laplace noise; "
         f"eps = {EPS}. 'rows needed': smallest m on the grid {GRID} where at least 80% of "
-        f"{args.trials} independent samples give a solution within (1 + eps) of the optimal "
+        f"{trials} independent samples give a solution within (1 + eps) of the optimal "
         "l_p cost (stopping at the first such m); 'median error' and 'distortion' (median "
         "min and max of ||S[A b]v||_p / ||[A b]v||_p over 20 random probes refined by local "
         "search) at that m. Total sensitivity: exact (LP for p = 1, convex programs for "
-        "p > 1) of [A b].",
+        "p > 1) of [A b]; uniform sampling is `method=\"sensitivity\"` with constant "
+        "sensitivities.",
         "",
         "| p | method | total sensitivity | rows needed | median rel. error | distortion "
         "(min, max) |",
@@ -115,18 +121,42 @@ def main():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(PS), figsize=(4 * len(PS), 3.5), sharey=True)
-    for ax, p in zip(axes, PS):
+    fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 3.5), sharey=True,
+                             squeeze=False)
+    for ax, res in zip(axes[0], results):
         for method in METHODS:
-            pts = np.array(curves[(p, method)])
+            pts = np.array(res["curves"][method])
             ax.semilogx(pts[:, 0], pts[:, 1], "o-", label=method)
-        ax.set_title(f"p = {p}")
+        ax.set_title(f"p = {res['p']}")
         ax.set_xlabel("sampled rows m")
         ax.axhline(0.8, color="k", lw=0.5, ls="--")
-    axes[0].set_ylabel(f"share of samples within 1 + {EPS}")
-    axes[0].legend(fontsize=7)
+    axes[0, 0].set_ylabel(f"share of samples within 1 + {EPS}")
+    axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(RESULTS / "lp_sampling.png", dpi=110)
+
+
+def main():
+    jax.config.update("jax_enable_x64", True)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--p", type=float, default=None, help="run one p into inference/_work")
+    parser.add_argument("--merge", action="store_true", help="table from inference/_work")
+    args = parser.parse_args()
+    if args.merge:
+        results = [json.loads((WORK / f"lp_sampling_p{p}.json").read_text()) for p in PS]
+        write(results, args.trials)
+        return
+    results = []
+    for p in ([args.p] if args.p is not None else PS):
+        rows, curves, seconds = run_p(p, args.trials)
+        res = {"p": p, "rows": rows, "curves": curves, "seconds": seconds}
+        results.append(res)
+        if args.p is not None:
+            WORK.mkdir(exist_ok=True)
+            (WORK / f"lp_sampling_p{p}.json").write_text(json.dumps(res))
+    if args.p is None:
+        write(results, args.trials)
 
 
 if __name__ == "__main__":
