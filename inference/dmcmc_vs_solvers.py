@@ -145,12 +145,23 @@ def run_mixture(dim, args, key):
     def make(steps, solver, spacing):
         return D.GaussianMixturePrior(mix, num_steps=steps, sampler=solver, spacing=spacing)
 
-    out = plain_rows(make, measure, "uniform", jax.random.fold_in(key, 10))
     prior = D.GaussianMixturePrior(mix, num_steps=args.grid, sampler="ddim", spacing="uniform")
+    if args.only_wide:
+        # Every level allowed, with weights halving every two levels away from the data:
+        # chains can climb to high noise and cross between modes, while most hand-offs
+        # still start near the data.
+        weights = 2.0 ** (np.arange(args.grid) / 2.0)
+        configs = [("DMCMC MALA+exact, all levels (weights 2^(i/2)) -> DDIM", "ddim",
+                    dict(step_size=args.step_size, levels=range(args.grid),
+                         level_weights=weights, num_chains=args.chains,
+                         num_warmup=args.warmup, thinning=args.thinning))]
+        return dmcmc_rows(prior, measure, configs, jax.random.fold_in(key, 30)), measure.floor
+    out = plain_rows(make, measure, "uniform", jax.random.fold_in(key, 10))
     data = mix.sample(jax.random.fold_in(key, 20), 20_000)
     start = time.perf_counter()
     estimator = pi.dmcmc.fit_level_estimator(jax.random.fold_in(key, 21), prior, data,
-                                             num_iterations=args.estimator_iterations)
+                                             num_iterations=args.estimator_iterations,
+                                             hidden_size=args.estimator_hidden)
     print(f"estimator d={dim}: {time.perf_counter() - start:.1f}s, final loss "
           f"{estimator.loss_history[-1]:.3f}", flush=True)
     configs = dmcmc_configs(args.grid, args.last, estimator, args.chains, args.warmup,
@@ -160,8 +171,6 @@ def run_mixture(dim, args, key):
 
 
 def run_digits(args, key):
-    import torch
-    torch.set_num_threads(1)
     measure = DigitsMeasure(args.digits_samples)
 
     def make(steps, solver, spacing):
@@ -172,7 +181,8 @@ def run_digits(args, key):
     data, _ = pi.zoo.digits("train")
     start = time.perf_counter()
     estimator = pi.dmcmc.fit_level_estimator(jax.random.fold_in(key, 41), prior, data,
-                                             num_iterations=args.estimator_iterations)
+                                             num_iterations=args.estimator_iterations,
+                                             hidden_size=args.estimator_hidden)
     print(f"estimator digits: {time.perf_counter() - start:.1f}s, final loss "
           f"{estimator.loss_history[-1]:.3f}", flush=True)
     configs = dmcmc_configs(args.grid, args.last, estimator, args.digits_chains,
@@ -188,8 +198,8 @@ def best_plain(rows, budget):
 
 def write(results, args, elapsed):
     lines = ["# Denoising MCMC vs plain solvers: quality vs denoiser calls per sample", "",
-             f"Produced by `.venv/bin/python inference/dmcmc_vs_solvers.py"
-             f"{' --quick' if args.quick else ''}` in {elapsed / 60:.1f} min on a shared "
+             f"Produced by `.venv/bin/python inference/dmcmc_vs_solvers.py "
+             f"{' '.join(sys.argv[1:])}` in {elapsed / 60:.1f} min on a shared "
              f"2-core CPU (JAX {jax.__version__}, float32).", "",
              f"Settings: {args.num_samples} samples per mixture run, {args.digits_samples} per "
              f"digits run (small for this machine: the digits distances carry Monte Carlo "
@@ -200,7 +210,8 @@ def write(results, args, elapsed):
              f"(digits) warm-up iterations, {args.thinning} DLG iterations between hand-offs, "
              f"relative step {args.step_size} (MALA) and half that for unadjusted Langevin "
              f"({args.digits_step_size / 2} on digits). The noise-level estimator is "
-             f"`pi.dmcmc.fit_level_estimator` ({args.estimator_iterations} Adam iterations). "
+             f"`pi.dmcmc.fit_level_estimator` ({args.estimator_iterations} Adam iterations, "
+             f"hidden size {args.estimator_hidden}). "
              "NFE/sample counts every denoiser call (carrying chains from noise, warm-up, "
              "MCMC, hand-off) over the samples returned; 'est/sample' counts the estimator's "
              "calls separately (a classifier much smaller than the denoiser).", ""]
@@ -232,10 +243,10 @@ def write(results, args, elapsed):
     lines += ["## Verdict against the paper's headline", "",
               "The three best DMCMC configurations per problem against the best plain solver "
               "whose NFE is at most the DMCMC NFE plus its estimator calls:", ""] + verdicts
-    (OUT / "dmcmc_vs_solvers.md").write_text("\n".join(lines) + "\n")
+    (OUT / f"{args.output}.md").write_text("\n".join(lines) + "\n")
 
 
-def plot(results):
+def plot(results, args):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -265,14 +276,14 @@ def plot(results):
                      fontsize=9)
     axes[0].legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(OUT / "dmcmc_vs_solvers.png", dpi=120)
+    fig.savefig(OUT / f"{args.output}.png", dpi=120)
     return fig
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--dims", type=int, nargs="+", default=[2, 10])
+    parser.add_argument("--dims", type=int, nargs="*", default=[2, 10])
     parser.add_argument("--num-samples", type=int, default=4000)
     parser.add_argument("--digits-samples", type=int, default=500)
     parser.add_argument("--grid", type=int, default=20)
@@ -284,11 +295,19 @@ def main():
     parser.add_argument("--step-size", type=float, default=0.5)
     parser.add_argument("--digits-step-size", type=float, default=0.2)
     parser.add_argument("--estimator-iterations", type=int, default=1500)
+    parser.add_argument("--estimator-hidden", type=int, default=256)
     parser.add_argument("--skip-digits", action="store_true")
+    parser.add_argument("--only-wide", action="store_true",
+                        help="mixtures: only DMCMC with every level allowed (geometric weights)")
+    parser.add_argument("--output", default="dmcmc_vs_solvers",
+                        help="basename of the .md/.png written to docs/results")
     args = parser.parse_args()
     if args.quick:
         args.dims, args.num_samples, args.estimator_iterations = [2], 1000, 300
         args.digits_samples = 200
+    import torch
+    # One thread: on a shared, oversubscribed CPU torch's thread pool spins and stalls.
+    torch.set_num_threads(1)
     start = time.perf_counter()
     key = jax.random.key(0)
     results = []
@@ -300,7 +319,7 @@ def main():
     for name, run, metric in problems:
         results.append((name, run(args, key), metric))
         write(results, args, time.perf_counter() - start)
-        plot(results)
+        plot(results, args)
 
 
 if __name__ == "__main__":
