@@ -37,6 +37,7 @@ def test_unbiased_with_honest_errors(key):
     assert res.criterion.shape == (res.num_stages,)
 
 
+@pytest.mark.slow
 def test_adaptation_beats_plain_monte_carlo_on_a_rare_event(key):
     # One integrand, the rare event 1{x0 > 2}: the adapted proposal moves there, so the
     # standard error is well below plain Monte Carlo's sqrt(P (1 - P) / n).
