@@ -45,8 +45,12 @@ step in it ``h = λ_t - λ_s > 0``.
     it (:meth:`~probinfer.diffusion.ContinuousDiffusionPrior.transition_mean_std` with
     ``memory=``).
 
-  Probinfer integrates the slope term exactly (``φ1``, the "heun" solver type of
-  ``diffusers``); Lu et al.'s Algorithm 2 uses ``φ0 h / 2`` instead, of the same order.
+  The slope term of a second-order step is weighed as in Lu et al.'s Algorithm 2,
+  ``φ0 h / 2`` in place of ``φ1`` (``solver_type="midpoint"``, the default, as in
+  ``diffusers``; for the SDE ``(1 - e^{-2h}) h / 2``), or integrated exactly
+  (``solver_type="taylor"``, diffusers' "heun" type). Both are second order; on the exact
+  mixture benchmark the midpoint weighting is the more accurate at 10 steps (sliced W2
+  0.105 vs 0.178 in 2-D). Third-order steps integrate the quadratic exactly.
   In 2S the intermediate evaluation sits at the next grid point (Lu et al.'s ``r = 1``
   rather than ``1/2``) because a prior's denoiser is defined on its step grid only (a
   network's time table).
@@ -371,6 +375,14 @@ def _slope_curvature(prior, i, denoised, memory, k):
     return slope, jnp.where(third, f012, 0.0)
 
 
+SOLVER_TYPES = ("midpoint", "taylor")
+
+
+def _check_solver_type(solver_type):
+    if solver_type not in SOLVER_TYPES:
+        raise ValueError(f"solver_type must be one of {SOLVER_TYPES}, got {solver_type!r}")
+
+
 def _check_order_final(lower_order_final):
     if not isinstance(lower_order_final, (bool, np.bool_)):
         raise TypeError(f"lower_order_final must be a bool, got "
@@ -418,6 +430,8 @@ class DPMSolverMultistep(Sampler):
     ----------
     order : 2 (``"dpm_solver_2m"``) or 3 (``"dpm_solver_3m"``); 1 is DDIM.
     thresholding : optional :class:`Thresholding` of every denoised value.
+    solver_type : how a second-order step weighs the slope: ``"midpoint"`` (Lu et al.'s
+        Algorithm 2, default) or ``"taylor"`` (exact integral); see the module docstring.
     lower_order_final : lower the order on the last steps (at most ``num_steps - i`` at
         step ``i``), as DPM-Solver++ does for few-step sampling. The step to the data is
         always first order (``x̂``).
@@ -440,12 +454,14 @@ class DPMSolverMultistep(Sampler):
     order: int = 2
     thresholding: Thresholding | None = None
     lower_order_final: bool = True
+    solver_type: str = "midpoint"
 
     def __post_init__(self):
         if self.order not in (1, 2, 3):
             raise ValueError(f"order must be 1, 2 or 3, got {self.order!r}")
         _check_thresholding(self.thresholding)
         _check_order_final(self.lower_order_final)
+        _check_solver_type(self.solver_type)
 
     @property
     def name(self):
@@ -455,9 +471,11 @@ class DPMSolverMultistep(Sampler):
     def is_stochastic(self):
         return False
 
-    def _update(self, prior, x, d0, slope, curvature, i):
+    def _update(self, prior, x, d0, slope, curvature, i, second_order=False):
         ratio, a_t, h, last = _exp_step(prior, i)
         phi0, phi1, psi2 = _phis(h, last)
+        if self.solver_type == "midpoint":
+            phi1 = jnp.where(second_order, 0.5 * h * phi0, phi1)
         return ratio * x + a_t * (phi0 * d0 + phi1 * slope + psi2 * curvature)
 
     def step(self, prior, key, x, denoised, i):
@@ -476,7 +494,8 @@ class DPMSolverMultistep(Sampler):
         d0 = _clip(self.thresholding, denoised)
         k = _orders(prior, i, memory, self.order, self.lower_order_final)
         slope, curvature = _slope_curvature(prior, i, d0, memory, k)
-        return self._update(prior, x, d0, slope, curvature, i), _push(memory, d0)
+        second = jnp.reshape(k == 2, (-1,) + (1,) * (x.ndim - 1))
+        return self._update(prior, x, d0, slope, curvature, i, second), _push(memory, d0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -485,16 +504,19 @@ class DPMSolverSDE(Sampler):
 
     Gaussian transitions (``mean_std(..., memory=)``); its first-order step (no memory,
     the first step, the last step) is DDPM's posterior step. Parameters as
-    :class:`DPMSolverMultistep` (order 2).
+    :class:`DPMSolverMultistep` (order 2; ``"midpoint"`` weighs the slope by
+    ``(1 - e^{-2h}) h / 2``, ``"taylor"`` by ``h - (1 - e^{-2h}) / 2``).
     """
 
     thresholding: Thresholding | None = None
     lower_order_final: bool = True
+    solver_type: str = "midpoint"
     name = "dpm_solver_2m_sde"
 
     def __post_init__(self):
         _check_thresholding(self.thresholding)
         _check_order_final(self.lower_order_final)
+        _check_solver_type(self.solver_type)
 
     @property
     def is_stochastic(self):
@@ -512,7 +534,9 @@ class DPMSolverSDE(Sampler):
             _check_memory(memory, x, 1)
             k = _orders(prior, i, memory, 2, self.lower_order_final)
             slope, _ = _slope_curvature(prior, i, d0, memory, k)
-            mean = mean + a_t * (h - 0.5 * (1.0 - decay2)) * slope
+            weight = (0.5 * h * (1.0 - decay2) if self.solver_type == "midpoint"
+                      else h - 0.5 * (1.0 - decay2))
+            mean = mean + a_t * weight * slope
         std = prior.sigmas[i + 1] * jnp.sqrt(1.0 - decay2)
         return mean, jnp.reshape(std, ())
 
