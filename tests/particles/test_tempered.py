@@ -99,9 +99,10 @@ def _regression(seed=3, d=10, n=40, tau=1.0, sigma=0.7):
 @pytest.mark.parametrize("waste_free", [False, True], ids=["standard", "waste-free"])
 def test_bayesian_linear_regression_10d(key, x64, waste_free):
     prior, log_lik, mean, var, log_z = _regression()
-    # Waste-free: 100 chains of 10 single RWM steps. With N = 500 (50 chains) the
-    # log-evidence of this configuration is too variable and skewed for 16 replicates
-    # (measured z = -4.8), so it runs with N = 1000.
+    # Waste-free: 100 chains of 10 single RWM steps. With N = 500 (50 chains) the evidence
+    # estimate is heavy-tailed, not visibly biased: sd(log Z_hat) = 2.1 over 100 replicates,
+    # and a 16-replicate z-test fails at 58% of seeds (inference/waste_free_evidence.py).
+    # With N = 1000, sd(log Z_hat) = 1.6 and 16% of seeds fail; this fixed seed passes.
     kwargs = {"chain_length": 10, "kernel": pi.kernels.rwm()} if waste_free else {}
     num_particles = 1000 if waste_free else 500
     _check_replicates(*_replicates(key, prior, log_lik, num_particles, 16, **kwargs), mean, var,
