@@ -90,9 +90,10 @@ def write(results, trials):
     lines = [
         "# l_p sensitivity sampling: rows for a (1 + eps)-approximate l_p regression",
         "",
-        f"Command: `.venv/bin/python inference/lp_sampling.py --trials {trials}` — CPU "
-        f"(2 cores shared with many other jobs), float64, {wall:.0f} s of wall time summed "
-        "over the values of p.",
+        f"Command: `.venv/bin/python inference/lp_sampling.py --trials {trials} --p P` for P in "
+        f"1.0, 1.5, 3.0 (one process each), then `... --merge --trials {trials}` (the same as "
+        f"one run without --p) — CPU (2 cores shared with many other jobs), float64, "
+        f"{wall:.0f} s of wall time summed over the values of p.",
         "",
         f"Matrix: n = {N} Gaussian rows in the first {D - 1} columns scaled by |t(1.5)| factors, "
         f"plus {K} coherent rows that alone carry column {D}; b = A·1 + Laplace noise; "
