@@ -45,6 +45,7 @@ def test_discount_one_allowed_only_with_a_horizon():
         pi.gpdp.solve(pi.gpdp.Ricker(1.0, 8.0, 0.1), GRID, GRID, discount=1.5, horizon=3)
 
 
+@pytest.mark.slow
 def test_grid_must_contain_the_observations():
     fit = pi.gpdp.Ricker.fit(X[:-1], X[1:])
     small = jnp.linspace(0.0, 7.0, 20)

@@ -50,6 +50,7 @@ def test_simulate_with_policy_harvests_down_to_escapement():
     np.testing.assert_allclose(harvest[0], float(policy.harvest(10.0)))
 
 
+@pytest.mark.slow
 def test_ricker_mle_is_log_linear_least_squares(x64, key):
     """log(x'/x) = r − (r/K) x + ε: the Ricker MLE is ordinary least squares."""
     x = np.asarray(pi.gpdp.Ricker(1.2, 8.0, 0.1).simulate(key, 2.0, 60).stock)
@@ -64,6 +65,7 @@ def test_ricker_mle_is_log_linear_least_squares(x64, key):
     assert fit.data_range == (float(x.min()), float(x.max()))
 
 
+@pytest.mark.slow
 def test_log_likelihood_aic_bic(x64, key):
     model = pi.gpdp.Allee(2.0, 8.0, 5.0, 0.05)
     x = np.asarray(model.simulate(key, 5.5, 40).stock)
