@@ -1,10 +1,19 @@
-"""Sample quality against denoiser evaluations for each diffusion sampler.
+"""Sample quality against denoiser evaluations for each diffusion sampler, and probinfer's
+solvers side by side with diffusers' DPM-Solver++ and UniPC schedulers.
 
 On the exact Gaussian-mixture prior (``pi.diffusion.GaussianMixturePrior``) the only error
 left is the sampler's discretisation, so the sliced Wasserstein-2 distance between its
 samples and the exact mixture, as a function of the number of denoiser evaluations (NFE),
 is the curve a user needs to pick a sampler. The same distance for exact samples of the
 same size is reported as the Monte Carlo floor.
+
+The side-by-side drives diffusers' ``DPMSolverMultistepScheduler`` and
+``UniPCMultistepScheduler`` with the SAME exact denoiser: the schedulers run their own
+loop on the DDPM linear schedule (1000 training steps, diffusers' defaults) with
+``prediction_type="sample"``, and at each of their noise levels the exact ``E[x_0 | x]`` of
+the mixture at that level is returned to them. probinfer's samplers run on the same
+schedule (``DiscreteVPSchedule.linear(1000)``, same noise range), and every run starts from
+exact draws of the noised mixture at the first level.
 
 Run:  .venv/bin/python inference/bench_diffusion_samplers.py
 Writes docs/results/bench_diffusion_samplers.md and docs/results/bench_diffusion_samplers.png.
@@ -76,17 +85,77 @@ CONFIGS = [
     ("Euler-Maruyama", lambda: D.VPSchedule("linear"), "euler_maruyama", "uniform"),
     ("Heun (VP)", lambda: D.VPSchedule("linear"), "heun", "uniform"),
     ("Heun (EDM, Karras)", D.edm, "heun", "karras"),
+    ("DPM-Solver++(2S), logSNR", lambda: D.VPSchedule("linear"), "dpm_solver_2s", "logsnr"),
+    ("DPM-Solver++(2M), logSNR", lambda: D.VPSchedule("linear"), "dpm_solver_2m", "logsnr"),
+    ("DPM-Solver++(3M), logSNR", lambda: D.VPSchedule("linear"), "dpm_solver_3m", "logsnr"),
+    ("SDE-DPM-Solver++(2M), logSNR", lambda: D.VPSchedule("linear"), "dpm_solver_2m_sde",
+     "logsnr"),
 ]
+
+# Side by side on diffusers' default DDPM schedule: (name, sampler, spacing).
+PROBINFER_SIDE = [
+    ("DDIM", "ddim", "uniform"),
+    ("DPM-Solver++(2S)", "dpm_solver_2s", "logsnr"),
+    ("DPM-Solver++(2M)", "dpm_solver_2m", "logsnr"),
+    ("DPM-Solver++(3M)", "dpm_solver_3m", "logsnr"),
+    ("DPM-Solver++(3M)", "dpm_solver_3m", "uniform"),
+]
+# (name, scheduler class name, keyword arguments)
+DIFFUSERS_SIDE = [
+    ("DPMSolverMultistep 2M", "DPMSolverMultistepScheduler", {}),
+    ("DPMSolverMultistep 2M lu-lambdas", "DPMSolverMultistepScheduler", {"use_lu_lambdas": True}),
+    ("DPMSolverMultistep 3M", "DPMSolverMultistepScheduler", {"solver_order": 3}),
+    ("DPMSolverMultistep 3M lu-lambdas", "DPMSolverMultistepScheduler",
+     {"solver_order": 3, "use_lu_lambdas": True}),
+    ("UniPC bh2 order 2", "UniPCMultistepScheduler", {}),
+    ("UniPC bh2 order 3", "UniPCMultistepScheduler", {"solver_order": 3}),
+]
+
+
+def steps_for_nfe(sampler, nfe):
+    """The most steps whose NFE fits the budget (two-call samplers use 2 steps - 1)."""
+    two_calls = sampler in ("heun", "dpm_solver_2s")
+    return (nfe + 1) // 2 if two_calls else nfe
+
+
+def run_diffusers(mix, scheduler_name, kwargs, nfe, x_key, num_samples):
+    """One diffusers scheduler loop driven by the exact mixture denoiser.
+
+    The scheduler's own noise levels (``scheduler.sigmas``, VE convention) define a probinfer
+    prior on an equivalent VP grid, whose ``denoise(x, i)`` is then exact at the level the
+    scheduler's sample is at in step ``i``.
+    """
+    import torch
+    import diffusers
+
+    scheduler = getattr(diffusers, scheduler_name)(prediction_type="sample", **kwargs)
+    scheduler.set_timesteps(nfe)
+    sigmas_ve = scheduler.sigmas.double().numpy()
+    assert sigmas_ve[-1] == 0 and len(scheduler.timesteps) == nfe
+    # any VP schedule reaching the scheduler's levels gives the same (alpha, sigma) grid
+    vp = D.VPSchedule("linear", beta_max=30.0, t_min=1e-6)
+    prior = D.GaussianMixturePrior(mix, vp, None, sampler="ddim",
+                                   timesteps=vp.time_from_sigma_ve(sigmas_ve[:-1]))
+    denoise = jax.jit(prior.denoise)
+    x = torch.from_numpy(np.array(prior.init(x_key, num_samples)))
+    for i, t in enumerate(scheduler.timesteps):
+        x0 = torch.from_numpy(np.array(denoise(jnp.asarray(x.numpy()), i)))
+        x = scheduler.step(x0, t, x).prev_sample
+    return jnp.asarray(x.numpy())
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dims", type=int, nargs="+", default=[2, 10])
     parser.add_argument("--num-samples", type=int, default=20_000)
-    parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20, 50, 100, 200])
+    parser.add_argument("--steps", type=int, nargs="*", default=[],
+                        help="step counts of the continuous-schedule curves of every probinfer "
+                             "sampler (none by default: the side-by-side alone)")
+    parser.add_argument("--nfe", type=int, nargs="+", default=[5, 10, 20])
     args = parser.parse_args()
     key = jax.random.key(0)
-    rows, curves, timing = [], {}, None
+    x_key = jax.random.fold_in(key, 10)          # common random numbers for every run
+    rows, curves, side, timing = [], {}, [], None
     for dim in args.dims:
         mix = mixture(dim)
         dirs = jax.random.normal(jax.random.fold_in(key, 3), (dim, 128))
@@ -96,12 +165,12 @@ def main():
                                                              args.num_samples), dirs, quantiles)
                                for r in range(100, 105)]))
         rows.append((dim, "exact samples (floor)", "-", "-", floor))
-        for name, schedule, sampler, spacing in CONFIGS:
+        curves[(dim, "floor")] = floor
+        for name, schedule, sampler, spacing in CONFIGS if args.steps else []:
             for steps in args.steps:
                 prior = D.GaussianMixturePrior(mix, schedule(), num_steps=steps, sampler=sampler,
                                                spacing=spacing)
-                # common random numbers: every configuration starts from the same key
-                x = prior.sample(jax.random.fold_in(key, 10), args.num_samples)
+                x = prior.sample(x_key, args.num_samples)
                 if dim == 2 and steps == 100 and name == "DDPM":
                     x.block_until_ready()
                     start = time.perf_counter()
@@ -111,18 +180,43 @@ def main():
                 sw = sliced_wasserstein(x, dirs, quantiles)
                 rows.append((dim, name, steps, nfe, sw))
                 curves.setdefault((dim, name), []).append((nfe, sw))
-                print(f"d={dim:2d} {name:20s} steps={steps:4d} NFE={nfe:4d} SW2={sw:.4f}",
+                print(f"d={dim:2d} {name:30s} steps={steps:4d} NFE={nfe:4d} SW2={sw:.4f}",
                       flush=True)
-        curves[(dim, "floor")] = floor
-    write(rows, curves, args, timing)
+
+        ddpm = D.DiscreteVPSchedule.linear(1000)
+        for name, sampler, spacing in PROBINFER_SIDE:
+            for budget in args.nfe:
+                prior = D.GaussianMixturePrior(mix, ddpm, num_steps=steps_for_nfe(sampler, budget),
+                                               sampler=sampler, spacing=spacing)
+                sw = sliced_wasserstein(prior.sample(x_key, args.num_samples), dirs, quantiles)
+                nfe = int(prior.nfe_per_step.sum())
+                side.append((dim, "probinfer", f"{name}, {spacing}", budget, nfe, sw))
+                print(f"d={dim:2d} probinfer {name} {spacing:8s} NFE={nfe:3d} SW2={sw:.4f}",
+                      flush=True)
+        for name, scheduler_name, kwargs in DIFFUSERS_SIDE:
+            for budget in args.nfe:
+                x = run_diffusers(mix, scheduler_name, kwargs, budget, x_key, args.num_samples)
+                sw = sliced_wasserstein(x, dirs, quantiles)
+                side.append((dim, "diffusers", name, budget, budget, sw))
+                print(f"d={dim:2d} diffusers {name:32s} NFE={budget:3d} SW2={sw:.4f}", flush=True)
+    write(rows, curves, side, args, timing)
 
 
-def write(rows, curves, args, timing):
+def best_of(side, dim, library, budget):
+    return min((r for r in side if r[0] == dim and r[1] == library and r[3] == budget),
+               key=lambda r: r[5])
+
+
+def write(rows, curves, side, args, timing):
+    import diffusers
+    import torch
+
     OUT.mkdir(parents=True, exist_ok=True)
     lines = ["# Diffusion samplers: sliced Wasserstein-2 to the exact mixture vs NFE", "",
              "Produced by `.venv/bin/python inference/bench_diffusion_samplers.py` "
              f"({args.num_samples} samples per run, 128 random projections, JAX "
-             f"{jax.__version__}, {jax.devices()[0].platform.upper()}, float32).", "",
+             f"{jax.__version__}, diffusers {diffusers.__version__}, torch "
+             f"{torch.__version__}, {jax.devices()[0].platform.upper()}, float32), one run.", "",
              "Prior: `GaussianMixturePrior` of a 3-component mixture (weights 0.6/0.3/0.1, "
              "correlated covariances); step-0 particles are drawn from the exact noised "
              "mixture, so the distance measures the sampler's discretisation error only. "
@@ -130,30 +224,75 @@ def write(rows, curves, args, timing):
              "every configuration uses the same random key. NFE = denoiser evaluations per "
              "sample. 'exact samples (floor)' is the mean distance of 5 exact sample sets of "
              "the same size: values at the floor are as good as exact.", ""]
+
+    lines += ["## probinfer and diffusers side by side (same exact denoiser)", "",
+              "Schedule: the DDPM linear schedule of 1000 training steps (diffusers' default "
+              "betas 1e-4 to 0.02; `pi.diffusion.DiscreteVPSchedule.linear(1000)`), noise "
+              "range sigma/alpha from 157 down to 0.01, then the data. diffusers' "
+              "schedulers run their own loop with `prediction_type=\"sample\"` and receive "
+              "the exact posterior mean at their own noise level; probinfer's samplers run "
+              "on the same schedule. Two-call samplers (Heun, 2S) get the most steps whose "
+              "NFE fits the budget (2 steps - 1).", "",
+              "Monte Carlo floor (mean SW2 of 5 exact sample sets of the same size): "
+              + ", ".join(f"{curves[(dim, 'floor')]:.4f} in {dim}-D" for dim in args.dims)
+              + ".", "",
+              "Best of each library at each budget:", "",
+              "| dim | NFE | probinfer best | SW2 | diffusers best | SW2 | ratio probinfer / "
+              "diffusers |", "|---:|---:|---|---:|---|---:|---:|"]
+    for dim in args.dims:
+        for budget in args.nfe:
+            p, d = best_of(side, dim, "probinfer", budget), best_of(side, dim, "diffusers",
+                                                                      budget)
+            lines.append(f"| {dim} | {budget} | {p[2]} (NFE {p[4]}) | {p[5]:.4f} | {d[2]} | "
+                         f"{d[5]:.4f} | {p[5] / d[5]:.2f} |")
+    lines += ["", "All configurations:", "",
+              "| dim | library | sampler, spacing | NFE budget | NFE | SW2 |",
+              "|---:|---|---|---:|---:|---:|"]
+    lines += [f"| {d} | {lib} | {n} | {b} | {f} | {w:.4f} |" for d, lib, n, b, f, w in side]
+
+    if args.steps:
+        lines += ["", "## probinfer samplers against NFE (continuous VP linear schedule)", ""]
     if timing is not None:
         lines += [f"A full 100-step DDPM run of {args.num_samples} particles in 2-D (one compiled "
                   f"`lax.scan`, after compilation) took {timing * 1e3:.0f} ms.", ""]
-    lines += ["| dim | sampler | steps | NFE | SW2 |", "|---:|---|---:|---:|---:|"]
-    lines += [f"| {d} | {n} | {s} | {f} | {w:.4f} |" for d, n, s, f, w in rows]
+    if args.steps:
+        lines += ["| dim | sampler | steps | NFE | SW2 |", "|---:|---|---:|---:|---:|"]
+        lines += [f"| {d} | {n} | {s} | {f} | {w:.4f} |" for d, n, s, f, w in rows]
     (OUT / "bench_diffusion_samplers.md").write_text("\n".join(lines) + "\n")
 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     dims = args.dims
-    fig, axes = plt.subplots(1, len(dims), figsize=(5.5 * len(dims), 4.2), squeeze=False)
-    for ax, dim in zip(axes[0], dims):
+    num_rows = 2 if args.steps else 1
+    fig, axes = plt.subplots(num_rows, len(dims), figsize=(5.8 * len(dims), 4.2 * num_rows),
+                             squeeze=False)
+    for ax, dim in zip(axes[0] if args.steps else [], dims):
         for (d, name), pts in curves.items():
             if d != dim or name == "floor":
                 continue
             nfe, sw = zip(*pts)
-            ax.loglog(nfe, sw, "o-", label=name)
+            ax.loglog(nfe, sw, "o-", label=name, ms=3)
         ax.axhline(curves[(dim, "floor")], color="k", ls="--", lw=1, label="exact-sample floor")
         ax.set_xlabel("denoiser evaluations (NFE)")
         ax.set_ylabel("sliced W2 to exact mixture")
-        ax.set_title(f"{dim}-D Gaussian mixture")
+        ax.set_title(f"{dim}-D Gaussian mixture, probinfer samplers")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    if args.steps:
+        axes[0][0].legend(fontsize=7)
+    for ax, dim in zip(axes[-1], dims):
+        names = sorted({(r[1], r[2]) for r in side if r[0] == dim})
+        for library, name in names:
+            pts = [(r[3], r[5]) for r in side if r[0] == dim and r[1] == library and r[2] == name]
+            budget, sw = zip(*pts)
+            ax.loglog(budget, sw, "o-" if library == "probinfer" else "s--", ms=3,
+                      label=f"{library}: {name}")
+        ax.axhline(curves[(dim, "floor")], color="k", ls="--", lw=1)
+        ax.set_xlabel("NFE budget")
+        ax.set_ylabel("sliced W2 to exact mixture")
+        ax.set_title(f"{dim}-D, DDPM schedule: probinfer (solid) vs diffusers (dashed)")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[-1][0].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(OUT / "bench_diffusion_samplers.png", dpi=120)
 

@@ -74,6 +74,7 @@ def test_new_samplers_converge_to_the_mixture(sampler, dim, key, rng):
         assert np.abs(moment_z_scores(few, mix)).max() > crit
 
 
+@pytest.mark.slow
 def test_memory_layout_and_memoryless_step(key):
     mix = mixture_2d()
     prior = D.GaussianMixturePrior(mix, num_steps=8, sampler="dpm_solver_3m")
@@ -115,6 +116,7 @@ def test_sde_first_order_step_is_ddpm(key):
     assert not D.GaussianMixturePrior(mix, num_steps=4, sampler="dpm_solver_2m").is_stochastic
 
 
+@pytest.mark.slow
 def test_sde_draws_match_its_memory_log_density(key):
     prior = D.GaussianMixturePrior(mixture_2d(), num_steps=10, sampler="dpm_solver_2m_sde")
     n, step = 20000, 4
@@ -181,6 +183,7 @@ def test_resampling_carries_the_history(key, rng):
     assert energy_permutation_pvalue(runs["mismatched"], runs["none"], rng, 1000) < 0.002
 
 
+@pytest.mark.slow
 def test_thresholding(key):
     clip = D.Thresholding(ratio=0.5, max_value=2.0)
     x = jnp.array([[0.5, -3.0, 1.5, 4.0], [0.1, 0.2, -0.3, 0.4]])
