@@ -15,11 +15,12 @@ from probinfer.steering._potentials import (POTENTIALS, Difference, Immediate, M
 from probinfer.steering._rewards import HostReward, host_reward
 from probinfer.steering._search import SearchInfo, best_of_n, noise_search
 from probinfer.steering._svdd import SVDDInfo, SVDDState, svdd
+from probinfer.steering._torch_reward import TorchReward, torch_reward
 from probinfer.steering._values import (ValueModel, exact_soft_value, fit_value_model,
                                         posterior_mean_value)
 
 __all__ = ["fk", "feynman_kac_model", "evaluation_steps", "SteeringInfo", "SteeringParticles",
            "SteeringSettings", "Potential", "Difference", "Max", "Sum", "Immediate",
            "POTENTIALS", "svdd", "SVDDState", "SVDDInfo", "best_of_n", "noise_search",
-           "SearchInfo", "host_reward", "HostReward", "ValueModel", "fit_value_model",
+           "SearchInfo", "host_reward", "HostReward", "torch_reward", "TorchReward", "ValueModel", "fit_value_model",
            "exact_soft_value", "posterior_mean_value"]

@@ -10,7 +10,9 @@ from probinfer.diffusion.base import (ContinuousDiffusionPrior, DiffusionPrior, 
 from probinfer.diffusion.categorical import categorical, uniform64
 from probinfer.diffusion.gaussian_mixture import GaussianMixturePrior
 from probinfer.diffusion.markov_chain import MarkovChainPrior
-from probinfer.diffusion.masked import MaskedDiffusionPrior, unmasked_fraction
+from probinfer.diffusion.masked import (MASKED_SAMPLERS, Ancestral, FirstHitting,
+                                       MaskedDiffusionPrior, MaskedSampler, get_masked_sampler,
+                                       unmasked_fraction)
 from probinfer.diffusion.samplers import (DDIM, DDPM, SAMPLERS, DPMSolver2S, DPMSolverMultistep,
                                           DPMSolverSDE, EulerMaruyama, Heun, MultistepMemory,
                                           Sampler, Thresholding, get_sampler)
@@ -18,7 +20,8 @@ from probinfer.diffusion.schedules import (DiscreteVPSchedule, Schedule, VESched
                                            discrete_timesteps, edm, karras_sigmas, timesteps)
 from probinfer.diffusion.torch_bridge import TorchDenoiser, TorchMaskedDenoiser, from_diffusers
 
-__all__ = ["DiffusionPrior", "ContinuousDiffusionPrior", "MaskedDiffusionPrior",
+__all__ = ["MaskedSampler", "Ancestral", "FirstHitting", "MASKED_SAMPLERS", "get_masked_sampler",
+           "DiffusionPrior", "ContinuousDiffusionPrior", "MaskedDiffusionPrior",
            "GaussianMixturePrior", "MarkovChainPrior", "Schedule", "VPSchedule",
            "DiscreteVPSchedule", "VESchedule", "edm", "karras_sigmas", "timesteps",
            "discrete_timesteps", "Sampler", "DDPM", "DDIM", "EulerMaruyama", "Heun",

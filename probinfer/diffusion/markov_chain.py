@@ -51,8 +51,12 @@ class MarkovChainPrior(MaskedDiffusionPrior):
     transition : (K, K) row-stochastic matrix, or (length-1, K, K) for a non-homogeneous
         chain (``transition[l]`` maps position l to l+1).
     length : sequence length L >= 2.
-    num_steps, schedule, sampler : see :class:`MaskedDiffusionPrior`. ``sampler`` sets the
-        masked transitions used by steering; :meth:`sample` is exact whatever it is.
+    num_steps, schedule : see :class:`MaskedDiffusionPrior`.
+    sampler : the masked transitions that steering follows (:meth:`sample` is exact
+        whatever it is). Default: ``"first_hitting"`` when ``num_steps`` is ``None`` or
+        ``length`` (exact: the steered target is the tilted chain), ``"ancestral"``
+        otherwise (exact only as ``num_steps`` grows; steering then targets the tilt of the
+        ancestral sampler's law, measured in ``docs/results/steering_discrete.md``).
 
     Example
     -------
@@ -65,8 +69,10 @@ class MarkovChainPrior(MaskedDiffusionPrior):
     """
 
     def __init__(self, initial, transition, length: int, num_steps: int | None = None,
-                 schedule: str = "linear", sampler: str = "ancestral"):
+                 schedule: str = "linear", sampler=None):
         length = check_positive_int(length, "length", 2)
+        if sampler is None:
+            sampler = "first_hitting" if num_steps in (None, length) else "ancestral"
         init = np.asarray(initial, dtype=np.float64)
         trans = np.asarray(transition, dtype=np.float64)
         if init.ndim != 1:

@@ -95,7 +95,8 @@ def pair_z_scores(prior, x):
 def test_sample_is_exact_by_default_and_ancestral_is_not(key):
     # The set-up: 4 letters, length 10, a random chain, n = 20 000.
     rng = np.random.default_rng(11)
-    prior = D.MarkovChainPrior(rng.dirichlet(np.ones(4)), rng.dirichlet(np.ones(4), size=4), 10)
+    prior = D.MarkovChainPrior(rng.dirichlet(np.ones(4)), rng.dirichlet(np.ones(4), size=4), 10,
+                               sampler="ancestral")
     n = 20000
     crit = scipy.stats.norm.isf(0.001 / (2 * 9 * 16))
     x = np.asarray(prior.sample(key, n))
@@ -105,6 +106,13 @@ def test_sample_is_exact_by_default_and_ancestral_is_not(key):
     # the ancestral reverse process with num_steps = length fails the same test
     z_ancestral, _ = pair_z_scores(prior, reverse_run(prior, key, n))
     assert np.abs(z_ancestral).max() > 2 * crit, np.abs(z_ancestral).max()
+
+
+def test_default_masked_sampler_is_exact_where_it_can_be():
+    initial, trans = np.array([0.3, 0.7]), np.array([[0.9, 0.1], [0.4, 0.6]])
+    assert D.MarkovChainPrior(initial, trans, 4).sampler == D.FirstHitting()
+    assert D.MarkovChainPrior(initial, trans, 4, num_steps=4).sampler == D.FirstHitting()
+    assert D.MarkovChainPrior(initial, trans, 4, num_steps=2).sampler == D.Ancestral()
 
 
 def test_exact_trajectory_reveals_independently(key):
