@@ -123,6 +123,7 @@ def test_reward_tilt_matches_exact_tilted_mixture(prior, key):
     assert res.info.num_reward_evaluations == 1000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["ddim", "dpm_solver_2m"])
 def test_handoff_is_the_solver_from_each_level(sampler, key):
     """Each particle's hand-off equals the solver run alone from its level (fresh memory)."""
@@ -141,6 +142,7 @@ def test_handoff_is_the_solver_from_each_level(sampler, key):
     assert tails[prior.num_steps] == 0 and tails[0] == prior.nfe_per_step.sum()
 
 
+@pytest.mark.slow
 def test_nfe_accounting_with_persistent_chains(key):
     """Rounds, thinning, warm-up, carrying to the first level and the hand-off are counted
     exactly (Heun: two calls per step, one on the last)."""
