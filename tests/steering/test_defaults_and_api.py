@@ -140,18 +140,21 @@ def test_runners_vmap_over_keys_and_settings():
 
 
 def test_nan_rewards_raise_by_default_and_are_rejected_on_request():
-    """NaN where x[0] > 1 (most of the favoured mode): an error by default; rejected, such
-    samples get zero weight (FK) or are never selected (SVDD, best-of-N)."""
+    """A reward that fails on thin stripes covering a third of the plane (as a simulator
+    might fail here and there): an error by default; rejected, failed samples get zero
+    weight (FK, here without resampling so that they stay in the population) or are never
+    selected (SVDD and best-of-N with 8 candidates: all 8 fail with probability 3^-8)."""
     prior = pi.diffusion.GaussianMixturePrior(MIX, num_steps=20)
-    nan_region = lambda x: jnp.where(x[0] > 1.0, jnp.nan, quadratic(x))
-    runners = {"fk": lambda **kw: pi.steer.fk(0, prior, nan_region, 256, **kw),
-               "svdd": lambda **kw: pi.steer.svdd(0, prior, nan_region, 64, 4, **kw),
-               "best_of_n": lambda **kw: pi.steer.best_of_n(0, prior, nan_region, 8, 64, **kw)}
+    failed = lambda x: jnp.sin(40.0 * x[0]) > 0.5
+    striped = lambda x: jnp.where(failed(x), jnp.nan, quadratic(x))
+    runners = {"fk": lambda **kw: pi.steer.fk(0, prior, striped, 256, policy="never", **kw),
+               "svdd": lambda **kw: pi.steer.svdd(0, prior, striped, 64, 8, **kw),
+               "best_of_n": lambda **kw: pi.steer.best_of_n(0, prior, striped, 8, 64, **kw)}
     for name, run in runners.items():
         with pytest.raises(ValueError, match="NaN for .* invalid_reward='reject'"):
             run()
         res = run(invalid_reward="reject")
-        inside = np.asarray(res.samples[:, 0] > 1.0)
+        inside = np.asarray(jax.vmap(failed)(res.samples))
         assert int(np.sum(np.asarray(res.info.num_invalid_rewards))) > 0, name
         if name == "fk":
             assert inside.any() and float(np.sum(np.asarray(res.weights)[inside])) == 0.0
