@@ -28,6 +28,7 @@ over keys or temperatures is one compiled program.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import NamedTuple
 
@@ -172,6 +173,13 @@ def _settings(temperature, intermediate_temperature, guidance_scale, num_steps):
     return SteeringSettings(lambdas, final, guidance)
 
 
+@functools.lru_cache(maxsize=64)
+def _interval_policy(evaluated: tuple) -> ResamplingPolicy:
+    """Built once per evaluation mask (a host-to-device copy that shows at small k); the
+    cache holds only tuples of booleans and small arrays."""
+    return policies.at_steps(np.flatnonzero(evaluated[:-1]) + 1, len(evaluated))
+
+
 def _policy(policy, ess_threshold, evaluated) -> ResamplingPolicy:
     num_states = evaluated.size
     if isinstance(policy, ResamplingPolicy):
@@ -181,7 +189,7 @@ def _policy(policy, ess_threshold, evaluated) -> ResamplingPolicy:
         return policy
     if policy == "interval":
         # A resample helps only right after the weights change, i.e. after an evaluation.
-        return policies.at_steps(np.flatnonzero(evaluated[:-1]) + 1, num_states)
+        return _interval_policy(tuple(bool(e) for e in evaluated))
     if policy == "ess":
         return policies.ess_below(ess_threshold)
     if policy == "never":
@@ -487,7 +495,9 @@ def fk(key, prior, reward, num_particles: int, *, potential="difference", temper
         # The guided mean differentiates r(E[x_0 | x_t]): one more denoiser forward pass
         # (plus its backward pass) per particle and step.
         nfe += num_particles * prior.num_steps
-    draws = num_clean_draws(prior, structure.num_reward_draws)
+    # A shape computation (it traces the prior), so it is kept with the compiled runs.
+    draws = cached(prior, ("clean-draws", structure.num_reward_draws),
+                   lambda: num_clean_draws(prior, structure.num_reward_draws))
     num_evals = int(num_particles * (sum(structure.evaluated[:-1]) * draws + 1))
     info = SteeringInfo(smc_info._replace(summary=None), jnp.asarray(structure.evaluated),
                         summary["reward_mean"], summary["reward_max"],

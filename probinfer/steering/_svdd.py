@@ -199,7 +199,9 @@ def svdd(key, prior, reward, num_particles: int, num_candidates: int, *, tempera
     # One denoiser call at init; then per child the transition's extra calls beyond the
     # shared denoised estimate, plus its own denoised estimate (not after the last step).
     nfe = num_particles * (1 + num_candidates * (int(np.sum(prior.nfe_per_step)) - 1))
-    draws = num_clean_draws(prior, num_reward_draws) if value == "posterior_mean" else 0
+    draws = cached(prior, ("clean-draws", num_reward_draws),
+                   lambda: num_clean_draws(prior, num_reward_draws)) \
+        if value == "posterior_mean" else 0
     num_evals = num_particles * num_candidates * (1 + (prior.num_steps - 1) * draws)
     info = SVDDInfo(vmean, vmax, invalid, int(nfe), int(num_evals),
                     host_calls(reward) - before)
