@@ -40,6 +40,8 @@ from typing import NamedTuple as _NamedTuple
 
 import numpy as _np
 
+from probinfer._optional import require as _require
+
 __all__ = ["MODELS", "ZooModel", "available", "model_dir", "load", "load_weights", "read_config",
            "weights_manifest", "digits", "load_prior", "load_reward", "WEIGHTS_FILE",
            "CONFIG_FILE", "CARD_FILE", "DIGITS_TEST_FRACTION", "DIGITS_SPLIT_SEED"]
@@ -121,14 +123,8 @@ def model_dir(name: str, models_dir=None) -> _Path:
 
 
 def _import_torch():
-    try:
-        import torch
-        import safetensors.torch  # noqa: F401
-    except ImportError as err:
-        raise ImportError(
-            "probinfer.zoo.load needs torch and safetensors; install the extra with "
-            "`pip install 'probinfer[torch]'`") from err
-    return torch
+    _require("safetensors.torch", "torch", "probinfer.zoo.load")
+    return _require("torch", "torch", "probinfer.zoo.load")
 
 
 def _sha256(path: _Path) -> str:

@@ -9,7 +9,7 @@ importing ``probinfer.a``.
 
 Layers (a module may import its own layer and the ones below, never above):
 
-0. ground: ``_types, _validation, _random, _progress, _compile, result, targets, particles,
+0. ground: ``_types, _validation, _random, _progress, _compile, _optional, result, targets, particles,
    kernels`` and the ``smc`` namespace over ``particles``;
 1. ``diffusion``, ``ssm``;
 2. ``steering`` (and its ``steer`` namespace), ``dmcmc``, ``importance``, ``bridges``,
@@ -34,7 +34,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "probinfer"
 
 LAYERS = {
-    0: ("_types", "_validation", "_random", "_progress", "_compile", "result", "targets",
+    0: ("_types", "_validation", "_random", "_progress", "_compile", "_optional", "result",
+        "targets",
         "particles", "kernels", "smc"),
     1: ("diffusion", "ssm"),
     2: ("steering", "steer", "dmcmc", "importance", "bridges", "gpdp", "design", "zoo",

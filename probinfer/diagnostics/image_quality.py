@@ -139,11 +139,9 @@ def classifier_outputs(classifier, images, batch_size: int = 4096):
     ``image_shape`` attribute, like the zoo's ``digits-classifier``; ``images`` of shape
     ``(n, *image_shape)`` or ``(n, prod(image_shape))`` are reshaped to ``image_shape``.
     """
-    try:
-        import torch
-    except ImportError as err:
-        raise ImportError("classifier_outputs needs torch; install the extra with "
-                          "`pip install 'probinfer[torch]'`") from err
+    from probinfer._optional import require
+
+    torch = require("torch", "torch", "classifier_outputs")
     # A copy: JAX arrays convert to read-only NumPy views, which torch.from_numpy rejects.
     arr = np.array(images, dtype=np.float32)
     shape = tuple(classifier.image_shape)

@@ -40,6 +40,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
+from probinfer._optional import require
 from probinfer._validation import check_positive_int
 from probinfer.diffusion.base import ContinuousDiffusionPrior, x0_from_eps, x0_from_v
 from probinfer.diffusion.categorical import best_float
@@ -53,12 +54,7 @@ DISCRETE_SPACINGS = ("trailing", "leading", "linspace")
 
 
 def _import_torch():
-    try:
-        import torch
-    except ImportError as err:
-        raise ImportError("the torch bridge needs torch; install the extra with "
-                          "`pip install 'probinfer[torch]'`") from err
-    return torch
+    return require("torch", "torch", "the torch bridge")
 
 
 def _check_module(torch, module, name="module"):

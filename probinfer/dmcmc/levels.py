@@ -25,6 +25,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
+from probinfer._optional import require
 from probinfer._types import Array, PRNGKey
 from probinfer._validation import check_positive_int, check_positive_scalar
 
@@ -223,11 +224,7 @@ def fit_level_estimator(key: PRNGKey, prior, data, *, num_iterations: int = 2000
     >>> est.log_conditional(data[:4], jnp.zeros(5)).shape
     (4, 5)
     """
-    try:
-        import torch
-    except ImportError as err:
-        raise ImportError("fit_level_estimator needs torch; install the extra with "
-                          "`pip install 'probinfer[torch]'`") from err
+    torch = require("torch", "torch", "fit_level_estimator")
     _check_scored_prior(prior)
     num_iterations = check_positive_int(num_iterations, "num_iterations")
     batch_size = check_positive_int(batch_size, "batch_size")
