@@ -28,7 +28,6 @@ over keys or temperatures is one compiled program.
 
 from __future__ import annotations
 
-import functools
 import warnings
 from typing import NamedTuple
 
@@ -173,13 +172,6 @@ def _settings(temperature, intermediate_temperature, guidance_scale, num_steps):
     return SteeringSettings(lambdas, final, guidance)
 
 
-@functools.lru_cache(maxsize=64)
-def _interval_policy(evaluated: tuple) -> ResamplingPolicy:
-    """Built once per evaluation mask (a host-to-device copy that shows at small k); the
-    cache holds only tuples of booleans and small arrays."""
-    return policies.at_steps(np.flatnonzero(evaluated[:-1]) + 1, len(evaluated))
-
-
 def _policy(policy, ess_threshold, evaluated) -> ResamplingPolicy:
     num_states = evaluated.size
     if isinstance(policy, ResamplingPolicy):
@@ -189,7 +181,7 @@ def _policy(policy, ess_threshold, evaluated) -> ResamplingPolicy:
         return policy
     if policy == "interval":
         # A resample helps only right after the weights change, i.e. after an evaluation.
-        return _interval_policy(tuple(bool(e) for e in evaluated))
+        return policies.at_steps(np.flatnonzero(evaluated[:-1]) + 1, num_states)
     if policy == "ess":
         return policies.ess_below(ess_threshold)
     if policy == "never":
