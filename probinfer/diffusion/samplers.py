@@ -132,6 +132,13 @@ class Sampler:
         return self.step(prior, key, x, denoised, i), memory
 
 
+def _two_per_step_one_last(num_steps):
+    """Denoiser calls of two-stage solvers: the step to the data is a single Euler step."""
+    counts = np.full(num_steps, 2, dtype=int)
+    counts[-1] = 1
+    return counts
+
+
 def _levels(prior, i):
     a_s, s_s = prior.alpha_sigma(i)
     a_t, s_t = prior.alpha_sigma(i + 1)
@@ -224,9 +231,7 @@ class Heun(Sampler):
         return False
 
     def nfe(self, num_steps):
-        counts = np.full(num_steps, 2, dtype=int)
-        counts[-1] = 1
-        return counts
+        return _two_per_step_one_last(num_steps)
 
     def step(self, prior, key, x, denoised, i):
         a_s, s_s = prior.alpha_sigma(i)
@@ -405,9 +410,7 @@ class DPMSolver2S(Sampler):
         return False
 
     def nfe(self, num_steps):
-        counts = np.full(num_steps, 2, dtype=int)
-        counts[-1] = 1
-        return counts
+        return _two_per_step_one_last(num_steps)
 
     def step(self, prior, key, x, denoised, i):
         ratio, a_t, h, last = _exp_step(prior, i)
