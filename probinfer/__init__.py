@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 # Application packages are imported on first attribute access (PEP 562): they pull in
 # optional dependencies (pandas, pymoo, gpytorch, POT) that ``import probinfer`` must not.
-_LAZY_SUBPACKAGES = ("dmcmc", "importance", "bridges", "gpdp")
+_LAZY_SUBPACKAGES = ("dmcmc", "importance", "bridges", "gpdp", "design", "compare", "plot")
 
 
 def __getattr__(name):
