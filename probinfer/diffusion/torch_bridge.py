@@ -50,7 +50,6 @@ from probinfer.diffusion.schedules import (DiscreteVPSchedule, Schedule,
 
 PREDICTIONS = ("eps", "x0", "v")
 TIME_INPUTS = ("native", "sigma")
-DISCRETE_SPACINGS = ("trailing", "leading", "linspace")
 
 
 def _import_torch():
@@ -163,9 +162,11 @@ class TorchDenoiser(ContinuousDiffusionPrior):
     event_shape : shape of one sample, e.g. ``(1, 8, 8)``; default ``module.image_shape``
         when the module has that attribute.
     sampler, rho : see :class:`ContinuousDiffusionPrior`.
-    spacing : ``"uniform"``, ``"quadratic"``, ``"karras"`` or, for a
-        :class:`DiscreteVPSchedule`, ``"trailing"``, ``"leading"`` or ``"linspace"``
-        (:func:`discrete_timesteps`); ignored when ``timesteps`` is given.
+    spacing : any spacing of :func:`~probinfer.diffusion.timesteps` (``"uniform"``,
+        ``"quadratic"``, ``"karras"``, ``"logsnr"``, ``"leading"``, ``"trailing"``; the last
+        two are :func:`discrete_timesteps` on a :class:`DiscreteVPSchedule`) or, for a
+        :class:`DiscreteVPSchedule` only, diffusers' ``"linspace"``; ignored when
+        ``timesteps`` is given.
     timesteps : explicit native times of steps ``0 .. num_steps-1`` (strictly decreasing).
     max_batch_size : largest batch passed to the module in one call (None: all particles
         at once).
@@ -228,9 +229,11 @@ class TorchDenoiser(ContinuousDiffusionPrior):
             event_shape = module.image_shape
         if max_batch_size is not None:
             max_batch_size = check_positive_int(max_batch_size, "max_batch_size")
-        if timesteps is None and spacing in DISCRETE_SPACINGS:
+        # "leading"/"trailing" are grids of every schedule (`timesteps`); only diffusers'
+        # "linspace" is defined on integer training steps alone.
+        if timesteps is None and spacing == "linspace":
             if not isinstance(schedule, DiscreteVPSchedule):
-                raise ValueError(f"spacing={spacing!r} needs a DiscreteVPSchedule, got "
+                raise ValueError(f"spacing='linspace' needs a DiscreteVPSchedule, got "
                                  f"{schedule!r}")
             timesteps = discrete_timesteps(schedule.num_train_steps,
                                            check_positive_int(num_steps, "num_steps"), spacing)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 import probinfer as pi
 from probinfer.diffusion import (DDIM, DiscreteVPSchedule, GaussianMixturePrior, TorchDenoiser,
-                                 TorchMaskedDenoiser, VESchedule, VPSchedule)
+                                 TorchMaskedDenoiser, VESchedule, VPSchedule, timesteps)
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
@@ -151,6 +151,23 @@ def test_network_receives_integer_training_timesteps(key):
     scaled = TorchDenoiser(Record(), VPSchedule("linear"), num_steps=4, event_shape=(3,),
                            time_input=lambda t: 1000 * t, check_prediction=False)
     np.testing.assert_allclose(scaled.network_times[:4], 1000 * np.asarray(scaled.timesteps))
+
+
+def test_every_spacing_of_the_schedule_is_accepted(key):
+    """Leading/trailing are grids of continuous schedules too; linspace needs integer steps."""
+    class Same(torch.nn.Module):
+        def forward(self, x, t):
+            return x
+    vp = VPSchedule("linear")
+    for spacing in ("trailing", "leading", "logsnr"):
+        prior = TorchDenoiser(Same(), vp, num_steps=4, event_shape=(3,), spacing=spacing,
+                              check_prediction=False)
+        np.testing.assert_allclose(prior.timesteps, timesteps(vp, 4, spacing))
+    linspace = TorchDenoiser(Same(), DiscreteVPSchedule.linear(1000), num_steps=4,
+                             event_shape=(3,), spacing="linspace", check_prediction=False)
+    assert linspace.network_times.tolist() == [999, 666, 333, 0, 0]
+    with pytest.raises(ValueError, match="linspace.*DiscreteVPSchedule"):
+        TorchDenoiser(Same(), vp, num_steps=4, event_shape=(3,), spacing="linspace")
 
 
 def test_shapes_dtypes_and_one_call_per_step(key):
