@@ -285,7 +285,7 @@ def multimarginal(snapshots, times, *, reference, sigma, params=None, key=None,
     >>> fit.sample(jax.random.key(1), [0.5, 1.5], 8).shape
     (8, 2, 2)
     """
-    from tqdm.auto import tqdm
+    from probinfer._progress import tqdm
 
     arrays, t = _check_snapshots(snapshots, times)
     ref = as_reference(reference, params)

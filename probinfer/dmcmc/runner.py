@@ -236,7 +236,7 @@ def sample(key, prior, num_samples: int, *, num_chains: int | None = None, sampl
     >>> res.samples.shape, res.info.num_rounds
     ((400, 2), 4)
     """
-    from tqdm.auto import tqdm
+    from probinfer._progress import tqdm
 
     _check_scored_prior(prior)
     num_samples = check_positive_int(num_samples, "num_samples")

@@ -400,7 +400,7 @@ def expectations(key: PRNGKey, fns, target: Target, budget: int, *, stage_size: 
     >>> res.estimates.shape, res.ci.shape
     ((3,), (3, 2))
     """
-    from tqdm.auto import tqdm
+    from probinfer._progress import tqdm
 
     if not isinstance(target, Target):
         raise TypeError(f"target must be a probinfer Target, got {type(target).__name__}")

@@ -86,7 +86,7 @@ def _check_result(result):
 
 
 def _loop(runner, keys, progress_bar) -> Result:
-    from tqdm.auto import tqdm
+    from probinfer._progress import tqdm
 
     show = keys.shape[0] > 1 if progress_bar is None else bool(progress_bar)
     results = []

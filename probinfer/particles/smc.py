@@ -29,7 +29,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
-from probinfer._progress import PROGRESS_THRESHOLD, chunked_scan
+from probinfer._progress import PROGRESS_THRESHOLD, chunked_scan, progress_enabled
 from probinfer._random import as_key, fast_key
 from probinfer._types import Array, PRNGKey, PyTree
 from probinfer._validation import check_positive_int
@@ -119,7 +119,8 @@ class SMCState(NamedTuple):
 class SMCInfo(NamedTuple):
     ess: Array                     # ESS after reweighting at this step
     resampled: Array               # whether this step resampled before moving
-    ancestors: Array               # (N,) parent of each particle (identity if not resampled)
+    ancestors: Array | None        # (N,) parent of each particle (identity if not
+                                   # resampled); None unless the run keeps its genealogy
     log_evidence_increment: Array  # log sum_i W_{t-1}^i G_t^i
     num_nonfinite: Array           # potentials that were NaN or +inf (should be 0)
     summary: PyTree = None         # FeynmanKac.summary after this step, if given
@@ -191,11 +192,12 @@ def _call(fk, fn, params, *args):
     return fn(*args, params) if fk.adapt is not None else fn(*args)
 
 
-def init(key: PRNGKey, fk: FeynmanKac, num_particles: int, params: PyTree = None
-         ) -> tuple[SMCState, SMCInfo]:
+def init(key: PRNGKey, fk: FeynmanKac, num_particles: int, params: PyTree = None,
+         keep_ancestors: bool = False) -> tuple[SMCState, SMCInfo]:
     """Draw ``X_0 ~ M_0`` and weight by ``G_0``. Returns the state and the step-0 info.
 
-    ``params`` is the initial value of the adapted parameters (models with ``adapt``).
+    ``params`` is the initial value of the adapted parameters (models with ``adapt``);
+    ``keep_ancestors``: record ``info.ancestors`` (else ``None``, see :func:`run`).
     """
     x0 = fk.init(key, num_particles)
     _check_initial_particles(x0, num_particles)
@@ -207,8 +209,8 @@ def init(key: PRNGKey, fk: FeynmanKac, num_particles: int, params: PyTree = None
     _check_potential_shape(log_g, num_particles)
     log_weights, increment, bad, ess = _reweight(uniform.astype(log_g.dtype), log_g)
     state = SMCState(x0, log_weights, increment, t0, ess, params)
-    info = SMCInfo(ess, jnp.asarray(False),
-                   jnp.arange(num_particles, dtype=jnp.int32), increment, bad,
+    ancestors = jnp.arange(num_particles, dtype=jnp.int32) if keep_ancestors else None
+    info = SMCInfo(ess, jnp.asarray(False), ancestors, increment, bad,
                    _summary(fk, x0, log_weights, state.step), params)
     return state, info
 
@@ -222,8 +224,12 @@ def resample_particles(key: PRNGKey, particles: PyTree, log_weights: Array,
 
 
 def step(key: PRNGKey, state: SMCState, fk: FeynmanKac, resampler: Resampler,
-         policy: ResamplingPolicy) -> tuple[SMCState, SMCInfo]:
-    """One SMC step ``t = state.step + 1``: decide → resample → move → reweight."""
+         policy: ResamplingPolicy, keep_ancestors: bool = False) -> tuple[SMCState, SMCInfo]:
+    """One SMC step ``t = state.step + 1``: decide → resample → move → reweight.
+
+    ``keep_ancestors``: report the step's ancestor indices in ``info.ancestors`` (else
+    ``None``: a run that stacks its infos then keeps O(T) numbers, not a T × N genealogy).
+    """
     resample_key, move_key = jax.random.split(key)
     t = state.step + 1
     num = state.log_weights.shape[0]
@@ -247,12 +253,13 @@ def step(key: PRNGKey, state: SMCState, fk: FeynmanKac, resampler: Resampler,
     _check_potential_shape(log_g, num)
     log_weights, increment, bad, ess = _reweight(log_w_prev, log_g)
     new_state = SMCState(x, log_weights, state.log_evidence + increment, t, ess, params)
-    return new_state, SMCInfo(ess, do_resample, ancestors, increment, bad,
-                              _summary(fk, x, log_weights, t), params)
+    return new_state, SMCInfo(ess, do_resample, ancestors if keep_ancestors else None,
+                              increment, bad, _summary(fk, x, log_weights, t), params)
 
 
-def _scan_steps(keys, state, fk, resampler, policy):
-    return jax.lax.scan(lambda s, k: step(k, s, fk, resampler, policy), state, keys)
+def _scan_steps(keys, state, fk, resampler, policy, keep_ancestors=False):
+    return jax.lax.scan(lambda s, k: step(k, s, fk, resampler, policy, keep_ancestors),
+                        state, keys)
 
 
 def _stack(first: SMCInfo, rest: SMCInfo) -> SMCInfo:
@@ -267,45 +274,47 @@ def _running(fk, state):
     return ~jnp.asarray(fk.done(state)) & (state.step < fk.num_steps - 1) & finite
 
 
-def _while_steps(keys, state, info0, fk, resampler, policy):
+def _while_steps(keys, state, info0, fk, resampler, policy, keep_ancestors):
     buffer = jax.tree_util.tree_map(
         lambda leaf: jnp.zeros((fk.num_steps,) + leaf.shape, leaf.dtype).at[0].set(leaf),
         info0)
 
     def body(carry):
         s, buf = carry
-        new, info = step(keys[s.step + 1], s, fk, resampler, policy)
+        new, info = step(keys[s.step + 1], s, fk, resampler, policy, keep_ancestors)
         return new, jax.tree_util.tree_map(lambda b, v: b.at[new.step].set(v), buf, info)
 
     return jax.lax.while_loop(lambda carry: _running(fk, carry[0]), body, (state, buffer))
 
 
 def scan(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampler: Resampler,
-         policy: ResamplingPolicy, params: PyTree = None) -> tuple[SMCState, SMCInfo]:
+         policy: ResamplingPolicy, params: PyTree = None, keep_ancestors: bool = False
+         ) -> tuple[SMCState, SMCInfo]:
     """The whole run as one pure function (``jit``/``vmap`` it, e.g. over replicate keys).
 
     Returns the final state and the per-step infos stacked along a leading step axis of
-    length ``fk.num_steps``. For a model with ``done`` the run stops early and only the
-    first ``state.step + 1`` rows are filled (the rest are zeros). No input validation or
-    error reporting: :func:`run` adds those.
+    length ``fk.num_steps`` (``info.ancestors`` only with ``keep_ancestors``). For a model
+    with ``done`` the run stops early and only the first ``state.step + 1`` rows are filled
+    (the rest are zeros). No input validation or error reporting: :func:`run` adds those.
     """
     keys = jax.random.split(key, fk.num_steps)
-    state, info0 = init(keys[0], fk, num_particles, params)
+    state, info0 = init(keys[0], fk, num_particles, params, keep_ancestors)
     if fk.done is not None:
-        return _while_steps(keys, state, info0, fk, resampler, policy)
-    state, infos = _scan_steps(keys[1:], state, fk, resampler, policy)
+        return _while_steps(keys, state, info0, fk, resampler, policy, keep_ancestors)
+    state, infos = _scan_steps(keys[1:], state, fk, resampler, policy, keep_ancestors)
     return state, _stack(info0, infos)
 
 
-_init_jit = jax.jit(init, static_argnames=("fk", "num_particles"))
-_step_jit = jax.jit(step, static_argnames=("fk", "resampler"))
-_scan_steps_jit = jax.jit(_scan_steps, static_argnames=("fk", "resampler"))
-_scan_jit = jax.jit(scan, static_argnames=("fk", "num_particles", "resampler"))
+_init_jit = jax.jit(init, static_argnames=("fk", "num_particles", "keep_ancestors"))
+_step_jit = jax.jit(step, static_argnames=("fk", "resampler", "keep_ancestors"))
+_scan_steps_jit = jax.jit(_scan_steps, static_argnames=("fk", "resampler", "keep_ancestors"))
+_scan_jit = jax.jit(scan, static_argnames=("fk", "num_particles", "resampler",
+                                           "keep_ancestors"))
 
 
 def execute(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampler: Resampler,
             policy: ResamplingPolicy, params: PyTree = None, progress_bar: bool | None = None,
-            desc: str = "SMC") -> tuple[SMCState, SMCInfo]:
+            desc: str = "SMC", keep_ancestors: bool = False) -> tuple[SMCState, SMCInfo]:
     """Compiled run shared by every runner: returns the final state and the infos of the
     steps actually taken. No validation and no error reporting (see :func:`check_run`).
 
@@ -315,26 +324,30 @@ def execute(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampler: Resampl
     """
     if progress_bar is None:
         progress_bar = fk.done is None and fk.num_steps > PROGRESS_THRESHOLD
+    # A hidden bar takes the one-compiled-call path (the switch in probinfer._progress).
+    progress_bar = progress_bar and progress_enabled()
     # Same bits as the caller's key, generated faster on CPU (see probinfer._random).
     key = fast_key(key)
     if not progress_bar or fk.num_steps == 1:
-        state, info = _scan_jit(key, fk, num_particles, resampler, policy, params)
+        state, info = _scan_jit(key, fk, num_particles, resampler, policy, params,
+                                keep_ancestors)
         if fk.done is not None:
             info = jax.tree_util.tree_map(lambda leaf: leaf[:int(state.step) + 1], info)
         return state, info
     keys = jax.random.split(key, fk.num_steps)
-    state, info0 = _init_jit(keys[0], fk, num_particles, params)
+    state, info0 = _init_jit(keys[0], fk, num_particles, params, keep_ancestors)
     if fk.done is None:
         state, rest = chunked_scan(
-            lambda chunk, s: _scan_steps_jit(chunk, s, fk, resampler, policy), state,
-            keys[1:], True, desc=desc, initial=1)
+            lambda chunk, s: _scan_steps_jit(chunk, s, fk, resampler, policy, keep_ancestors),
+            state, keys[1:], True, desc=desc, initial=1)
         return state, _stack(info0, rest)
-    from tqdm.auto import tqdm
+    from probinfer._progress import tqdm
     infos = [info0]
     with tqdm(desc=desc, unit="step") as bar:
         bar.update(1)
         while bool(_running(fk, state)):
-            state, info = _step_jit(keys[int(state.step) + 1], state, fk, resampler, policy)
+            state, info = _step_jit(keys[int(state.step) + 1], state, fk, resampler, policy,
+                                    keep_ancestors)
             infos.append(info)
             bar.update(1)
     return state, jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *infos)
@@ -398,7 +411,8 @@ def warn_on_collapse(ess, num_particles: int, advice: str) -> None:
 
 def run(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampling="systematic",
         ess_threshold: float = 0.5, policy=None, final_resample: bool = False,
-        progress_bar: bool | None = None, params: PyTree = None) -> Result:
+        progress_bar: bool | None = None, params: PyTree = None,
+        keep_ancestors: bool = False) -> Result:
     """Run SMC on a Feynman–Kac model.
 
     Parameters
@@ -415,6 +429,10 @@ def run(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampling="systematic
     progress_bar : show a progress bar; default: only for fixed-length runs of more than
         200 steps (it advances between compiled chunks; results do not depend on it).
     params : initial value of the adapted parameters (models with ``FeynmanKac.adapt``).
+    keep_ancestors : record every step's ancestor indices in ``info.ancestors`` (``(T, N)``
+        int32: the genealogy that :func:`probinfer.ssm.lineages` and
+        :func:`probinfer.ssm.trajectories` read). Off by default, so a run's memory is
+        ``O(N + T)`` rather than ``O(N T)``; ``info.ancestors`` is then ``None``.
 
     Returns
     -------
@@ -445,7 +463,8 @@ def run(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampling="systematic
     num_particles = check_positive_int(num_particles, "num_particles")
     resampler = get_resampler(resampling)
     policy = _policy_from(policy, ess_threshold, fk.num_steps)
-    state, info = execute(key, fk, num_particles, resampler, policy, params, progress_bar)
+    state, info = execute(key, fk, num_particles, resampler, policy, params, progress_bar,
+                          keep_ancestors=keep_ancestors)
     check_run(info)
     warn_on_collapse(state.ess, num_particles,
                      "Use more particles, resample more often (policy=), or potentials that "
