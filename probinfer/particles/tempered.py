@@ -89,7 +89,7 @@ class TemperedInfo(NamedTuple):
     log_evidence_increment: Array  # log sum_i W_{t-1}^i L(x_i)^delta
     acceptance_rate: PyTree        # mean acceptance of this step's move (NaN at step 0)
     kernel_params: PyTree          # params tuned at this step for the next move
-    ancestors: Array               # (N,) parents at this step's resampling
+    ancestors: Array | None        # (N,) parents at this step's resampling (keep_ancestors)
     num_nonfinite: Array           # NaN / +inf log-likelihoods at this step (should be 0)
     num_moves: Array               # kernel steps of this step's move (0 at step 0)
     dropped_fraction: Array        # weight dropped for log L = -inf at this step
@@ -396,7 +396,7 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
              kernel: Kernel | None = None, target_ess: float = 0.5,
              adaptation=_DEFAULT_ADAPTATION, kernel_params=None, waste_free: bool = False,
              chain_length: int = 20, resampling="systematic", max_steps: int = 500,
-             progress_bar: bool | None = None) -> Result:
+             progress_bar: bool | None = None, keep_ancestors: bool = False) -> Result:
     """Adaptive tempered SMC from the prior to the posterior ``∝ prior · exp(log_likelihood)``.
 
     Parameters
@@ -426,6 +426,8 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
     max_steps : upper bound on the number of tempering steps (exponents chosen, the
         first from the prior draws).
     progress_bar : show a progress bar over the steps (default: on).
+    keep_ancestors : record every step's ancestor indices in ``info.ancestors``
+        (``(steps, N)``); off by default (``None``), keeping memory ``O(N + max_steps)``.
 
     Returns
     -------
@@ -500,7 +502,8 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
                          max_steps)
     params = tempering_params(kernel, example, float(target_ess), kernel_params)
     state, info = execute(key, fk, num_particles, resampler, policies.always(), params,
-                          progress_bar is not False, desc="tempered SMC")
+                          progress_bar is not False, desc="tempered SMC",
+                          keep_ancestors=bool(keep_ancestors))
     bad_prior = int(np.asarray(info.params.num_nonfinite_prior)[0])
     if bad_prior:
         raise ValueError(f"prior.log_density is not finite at {bad_prior} of its own "

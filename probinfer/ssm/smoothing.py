@@ -4,8 +4,9 @@
   :func:`~probinfer.ssm.guided` that records the weighted mean and variance of
   ``fn(x_t)`` after every step (the filtering moments), in ``res.info.summary``.
 - :func:`lineages` / :func:`trajectories`: the ancestral lineage of every final particle
-  from ``info.ancestors`` (genealogy tracking; the paths coalesce after a few resampling
-  steps, so they estimate smoothing expectations of early states poorly).
+  from ``info.ancestors`` of a run with ``keep_ancestors=True`` (genealogy tracking; the
+  paths coalesce after a few resampling steps, so they estimate smoothing expectations of
+  early states poorly).
 - :func:`backward_sample` / :func:`smooth`: forward filtering–backward sampling (Godsill,
   Doucet & West 2004, "Monte Carlo smoothing for nonlinear time series"). Given the
   filtering particles ``x_t^i`` and weights ``w_t^i`` of every step, a trajectory is drawn
@@ -87,7 +88,8 @@ def lineages(ancestors: Array) -> Array:
     Parameters
     ----------
     ancestors : ``(T, N)`` integer array, ``ancestors[t][i]`` the parent at ``t - 1`` of
-        particle ``i`` at ``t`` (``res.info.ancestors`` of an SMC run).
+        particle ``i`` at ``t`` (``res.info.ancestors`` of an SMC run with
+        ``keep_ancestors=True``).
 
     Returns
     -------

@@ -127,7 +127,7 @@ def test_log_evidence_unbiased_finite_state(policy, scheme, rng, key):
 def test_never_resampling_is_importance_sampling(rng, key):
     model = _FiniteStateFK(rng)
     fk = model.feynman_kac()
-    res = pi.smc.run(key, fk, 50, policy="never")
+    res = pi.smc.run(key, fk, 50, policy="never", keep_ancestors=True)
     assert not np.asarray(res.info.resampled).any()
     assert (np.asarray(res.info.ancestors) == np.arange(50)).all()
 
@@ -135,9 +135,11 @@ def test_never_resampling_is_importance_sampling(rng, key):
 def test_run_reports_traces_and_schedule(lg_problem, key):
     ssm, ys, _ = lg_problem
     fk = pi.ssm.bootstrap(ssm, ys)
-    res = pi.smc.run(key, fk, 500, policy=pi.smc.at_steps([4, 9], fk.num_steps))
+    res = pi.smc.run(key, fk, 500, policy=pi.smc.at_steps([4, 9], fk.num_steps),
+                     keep_ancestors=True)
     info = res.info
     assert info.ess.shape == (25,) and info.ancestors.shape == (25, 500)
+    assert pi.smc.run(key, fk, 500).info.ancestors is None
     assert np.flatnonzero(np.asarray(info.resampled)).tolist() == [4, 9]
     np.testing.assert_allclose(float(jnp.sum(info.log_evidence_increment)),
                                float(res.log_evidence), rtol=1e-5)
