@@ -23,6 +23,10 @@ from jax.flatten_util import ravel_pytree
 from probinfer._types import Array, PRNGKey, PyTree
 from probinfer.particles.weights import particles_as_rows
 
+#: Largest dimension at which population covariances are used dense (mass matrix of the
+#: default adaptation, whitening of the adaptive-repeat jump distance); diagonal above.
+MAX_DENSE_DIM = 200
+
 
 class KernelParams(NamedTuple):
     """Tunable parameters of one base kernel.
@@ -73,6 +77,14 @@ class Kernel:
 
     def default_params(self, dim: int, dtype=None) -> PyTree:
         raise NotImplementedError
+
+    def gradient_evaluations(self, params):
+        """Gradient evaluations per step with these ``params`` (``None`` when unknown).
+
+        Equal to :attr:`gradients_per_step` unless the count depends on the params (HMC
+        with a ``trajectory_length``); works on params stacked along leading axes.
+        """
+        return self.gradients_per_step
 
     def init_state(self, x: Array, log_density_fn, params):
         raise NotImplementedError

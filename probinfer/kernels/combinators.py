@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from probinfer._validation import check_positive_int
-from probinfer.kernels.base import Kernel, MoveInfo
+from probinfer.kernels.base import MAX_DENSE_DIM, Kernel, MoveInfo
 from probinfer.particles.weights import particles_as_rows
 
 
@@ -49,6 +49,10 @@ class Repeat(Kernel):
     def default_params(self, dim, dtype=None):
         return self.kernel.default_params(dim, dtype)
 
+    def gradient_evaluations(self, params):
+        # Per inner step, like gradients_per_step (steps_per_move counts the steps).
+        return self.kernel.gradient_evaluations(params)
+
     def init_state(self, x, log_density_fn, params):
         return self.kernel.init_state(x, log_density_fn, params)
 
@@ -63,14 +67,44 @@ class Repeat(Kernel):
         return self.kernel.position(state, params)
 
 
+def _population_whitening(rows):
+    """``v ↦ L⁻¹ v`` row-wise, ``L Lᵀ`` the covariance of ``rows``; diagonal above 200-D.
+
+    In whitened coordinates independent draws are ``2 d`` apart in squared distance
+    whatever the correlations. Per-coordinate standardisation alone would count a move
+    along a narrow ridge (kilpisjarvi's −0.9999 intercept–slope correlation) as full
+    decorrelation while the narrow direction has not moved.
+    """
+    num, dim = rows.shape
+    tiny, eps = jnp.finfo(rows.dtype).tiny, jnp.finfo(rows.dtype).eps
+    var = jnp.var(rows, axis=0)
+    # A relative floor keeps coordinates on which the particles coincide from
+    # dominating the jump distance.
+    floor = eps * jnp.mean(var) + tiny
+    if dim > MAX_DENSE_DIM:
+        sd = jnp.sqrt(var + floor)
+        return lambda v: v / sd
+    cov = jnp.cov(rows, rowvar=False).reshape(dim, dim)
+    chol = jnp.linalg.cholesky(cov + (10 * floor) * jnp.eye(dim, dtype=rows.dtype))
+    sd = jnp.sqrt(var + floor)
+    ok = jnp.all(jnp.isfinite(chol))
+
+    def whiten(v):
+        dense = jax.scipy.linalg.solve_triangular(jnp.where(ok, chol, jnp.eye(dim, dtype=rows.dtype)), v.T,
+                                                  lower=True).T
+        return jnp.where(ok, dense, v / sd)
+
+    return whiten
+
+
 @dataclasses.dataclass(frozen=True)
 class AdaptiveRepeat(Kernel):
     """``kernel`` applied until the population has decorrelated from its start.
 
     After each step (every particle moves once), the mean squared jump distance from the
-    starting points, in units of the starting population's standard deviation per
-    coordinate, ``J_k = mean_i sum_j ((x_ij^(k) - x_ij^(0)) / s_j)²``, is compared with its
-    value for independent draws, ``2d``. The move stops at the first ``k >= min_num_steps``
+    starting points, whitened by the starting population's covariance ``S = L Lᵀ``
+    (its diagonal above 200 dimensions), ``J_k = mean_i |L⁻¹ (x_i^(k) − x_i^(0))|²``, is
+    compared with its value for independent draws, ``2d``. The move stops at the first ``k >= min_num_steps``
     with ``J_k >= 2 d · decorrelation`` (the lag-``k`` autocorrelation averaged over
     coordinates is then at most ``1 - decorrelation``), or at ``max_num_steps``. This is
     the expected-squared-jump-distance criterion used to size the MCMC stage of SMC
@@ -111,6 +145,9 @@ class AdaptiveRepeat(Kernel):
     def default_params(self, dim, dtype=None):
         return self.kernel.default_params(dim, dtype)
 
+    def gradient_evaluations(self, params):
+        return self.kernel.gradient_evaluations(params)
+
     def init_state(self, x, log_density_fn, params):
         return self.kernel.init_state(x, log_density_fn, params)
 
@@ -125,10 +162,7 @@ class AdaptiveRepeat(Kernel):
         num, dim = rows.shape
         flat_log_density = lambda z: log_density_fn(unravel(z))  # noqa: E731
         states = jax.vmap(lambda x: self.kernel.init_state(x, flat_log_density, params))(rows)
-        var = jnp.var(rows, axis=0)
-        # A relative floor keeps coordinates on which the particles coincide from
-        # dominating the jump distance.
-        var = var + jnp.finfo(rows.dtype).eps * jnp.mean(var) + jnp.finfo(rows.dtype).tiny
+        whiten = _population_whitening(rows)
         target = jnp.asarray(2.0 * dim * self.decorrelation, rows.dtype)
         acceptance0 = jax.tree_util.tree_map(
             lambda t: jnp.zeros(num, rows.dtype), self.kernel.target_acceptance)
@@ -139,7 +173,7 @@ class AdaptiveRepeat(Kernel):
             states, acceptance = jax.vmap(
                 lambda kk, s: self.kernel.step(kk, s, flat_log_density, params))(keys, states)
             positions = jax.vmap(lambda s: self.kernel.position(s, params))(states)
-            jump = jnp.mean(jnp.sum((positions - rows) ** 2 / var, axis=1))
+            jump = jnp.mean(jnp.sum(whiten(positions - rows) ** 2, axis=1))
             acceptance_sum = jax.tree_util.tree_map(jnp.add, acceptance_sum, acceptance)
             return k + 1, states, acceptance_sum, jump
 
@@ -185,6 +219,15 @@ class Chain(Kernel):
 
     def default_params(self, dim, dtype=None):
         return tuple(kernel.default_params(dim, dtype) for kernel in self.kernels)
+
+    def gradient_evaluations(self, params):
+        total = 0
+        for kernel, kernel_params in zip(self.kernels, params):
+            count = kernel.gradient_evaluations(kernel_params)
+            if count is None or kernel.steps_per_move is None:
+                return None
+            total = total + count * kernel.steps_per_move
+        return total
 
     def init_state(self, x, log_density_fn, params):
         return x

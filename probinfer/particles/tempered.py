@@ -94,7 +94,7 @@ class TemperedInfo(NamedTuple):
     num_moves: Array               # kernel steps of this step's move (0 at step 0)
     dropped_fraction: Array        # weight dropped for log L = -inf at this step
     num_gradient_evaluations: Array  # log-density gradients in this step's move (NaN: NUTS)
-    kernel: str = ""               # the move, e.g. 'adaptive_repeat(hmc(10), max 20)'
+    kernel: str = ""               # the move, e.g. 'adaptive_repeat(rwm(), max 100)'
 
     def traces(self):
         """``(per_step, counters)``: per-step traces and run totals (see ``to_arviz``)."""
@@ -105,7 +105,7 @@ class TemperedInfo(NamedTuple):
                     "step_size": _step_sizes(self.kernel_params)}
         grads = np.asarray(self.num_gradient_evaluations)
         counters = {"num_tempering_steps": int(np.asarray(self.beta).shape[0]),
-                    "num_moves": int(np.sum(np.asarray(self.num_moves)))}
+                    "total_moves": int(np.sum(np.asarray(self.num_moves)))}
         if np.isfinite(grads).all():
             counters["num_gradient_evaluations"] = int(grads.sum())
         return per_step, counters
@@ -312,9 +312,12 @@ def tempered_scan(key: PRNGKey, prior: Target, log_likelihood: Callable, num_par
 
 
 _DEFAULT_ADAPTATION = population_adaptation()
-#: Leapfrog steps of the default HMC move; trajectories of about 10 · h in standardised
-#: coordinates, with h tuned to an acceptance of 0.65 (h ≈ 0.3–0.8 here).
-DEFAULT_LEAPFROG_STEPS = 10
+#: The default HMC move integrates for this time in the standardised coordinates (where
+#: the population-adapted mass matrix makes a Gaussian-like level about standard normal,
+#: and time T gives correlation cos T), with at most DEFAULT_MAX_LEAPFROG_STEPS steps;
+#: see docs/tempered_smc.md for the measurements behind the choice.
+DEFAULT_TRAJECTORY_LENGTH = 2.0
+DEFAULT_MAX_LEAPFROG_STEPS = 32
 DEFAULT_MAX_MOVES_HMC = 20
 DEFAULT_MAX_MOVES_RWM = 100
 
@@ -335,23 +338,27 @@ def _has_gradient(log_density: Callable, point) -> bool:
 def default_kernel(prior: Target, log_likelihood: Callable, example_point) -> Kernel:
     """The default move of :func:`tempered`: gradients when the target has them.
 
-    ``adaptive_repeat(hmc(10), max_num_steps=20)`` when ``prior.log_density`` and
-    ``log_likelihood`` are differentiable with JAX, else
+    ``adaptive_repeat(hmc(32, trajectory_length=2.0), max_num_steps=20)`` when
+    ``prior.log_density`` and ``log_likelihood`` are differentiable with JAX, else
     ``adaptive_repeat(rwm(), max_num_steps=100)``; see ``docs/tempered_smc.md`` for why.
     """
     path = GeometricPath(prior, log_likelihood)
     if _has_gradient(lambda x: path.log_density(x, 0.5), example_point):
-        return adaptive_repeat(hmc(DEFAULT_LEAPFROG_STEPS), DEFAULT_MAX_MOVES_HMC)
+        return adaptive_repeat(hmc(DEFAULT_MAX_LEAPFROG_STEPS, DEFAULT_TRAJECTORY_LENGTH),
+                               DEFAULT_MAX_MOVES_HMC)
     return adaptive_repeat(rwm(), DEFAULT_MAX_MOVES_RWM)
 
 
 def describe_kernel(kernel: Kernel) -> str:
-    """A short name of a move, e.g. ``'adaptive_repeat(hmc(10), max 20)'``."""
+    """A short name of a move, e.g. ``'adaptive_repeat(hmc(length 2, max 32), max 20)'``."""
     if isinstance(kernel, RandomWalk):
         return "rwm()"
     if isinstance(kernel, MALA):
         return "mala()"
     if isinstance(kernel, HMC):
+        if kernel.trajectory_length is not None:
+            return (f"hmc(length {kernel.trajectory_length:g}, "
+                    f"max {kernel.num_integration_steps})")
         return f"hmc({kernel.num_integration_steps})"
     if isinstance(kernel, NUTS):
         return "nuts()"
@@ -368,13 +375,20 @@ def _is_probabilistic_program(obj) -> bool:
     return all(hasattr(obj, name) for name in ("prior", "log_likelihood", "constrain"))
 
 
-def _gradient_evaluations(kernel, num_moves, num_particles, chain_length):
-    """Gradients of the log density spent by each step's move (NaN when unknown)."""
-    per_step = kernel.gradients_per_step
+def _gradient_evaluations(kernel, num_moves, num_particles, chain_length, kernel_params):
+    """Gradients of the log density spent by each step's move (NaN when unknown).
+
+    ``kernel_params`` are the params tuned at each step; step ``t``'s move used row
+    ``t - 1`` (the per-step count can depend on them, as for HMC with a trajectory length).
+    """
     num_moves = np.asarray(num_moves, np.float64)
+    used = jax.tree_util.tree_map(lambda leaf: jnp.concatenate([leaf[:1], leaf[:-1]]),
+                                  kernel_params)
+    per_step = kernel.gradient_evaluations(used)
     if per_step is None:
         return np.full(num_moves.shape, np.nan)
-    if per_step == 0:
+    per_step = np.broadcast_to(np.asarray(per_step, np.float64), num_moves.shape)
+    if not np.any(per_step):
         return np.zeros(num_moves.shape)
     chains = num_particles if chain_length is None else num_particles // chain_length
     # Each move (or chain) starts by evaluating the gradient at its starting point.
@@ -408,15 +422,17 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
     log_likelihood : ONE point -> scalar ``log L(x)``; finite or ``-inf``.
     num_particles : N >= 2.
     kernel : the move (a :class:`~probinfer.kernels.Kernel`). Default
-        (:func:`default_kernel`): HMC with 10 leapfrog steps repeated until the particles
+        (:func:`default_kernel`): HMC with trajectories of length 2 in the standardised
+        coordinates (at most 32 leapfrog steps) repeated until the particles
         have decorrelated (:func:`~probinfer.kernels.adaptive_repeat`, at most 20 times)
         when the log densities are differentiable with JAX, else random-walk Metropolis
         repeated the same way (at most 100 times). ``info.kernel`` names the move used.
     target_ess : fraction in (0, 1): each step keeps ``target_ess`` of the ESS.
     adaptation : tuning strategy applied after choosing each exponent (default
         :func:`~probinfer.kernels.population_adaptation`: scale, i.e. HMC mass matrix,
-        from the weighted particle standard deviations, step size from the acceptance
-        rate); ``None`` keeps ``kernel_params``.
+        from the weighted particle covariance, dense for ``d ≤ 200`` and ``N ≥ 10 d``,
+        diagonal otherwise; step size from the acceptance rate); ``None`` keeps
+        ``kernel_params``.
     kernel_params : starting params (default ``kernel.default_params``).
     waste_free : use waste-free SMC (Dau & Chopin 2022) with ``N / chain_length``
         chains of ``chain_length`` states each (``chain_length`` must divide N); each
@@ -451,7 +467,7 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
     ...                       lambda x: -0.5 * jnp.sum((x - 1.0) ** 2) / 0.1, 500,
     ...                       progress_bar=False)
     >>> float(res.info.beta[-1]), res.info.kernel
-    (1.0, 'adaptive_repeat(hmc(10), max 20)')
+    (1.0, 'adaptive_repeat(hmc(length 2, max 32), max 20)')
     """
     key = single_key(key)
     constrain = None
@@ -523,7 +539,8 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
 
 def _tempered_info(info: SMCInfo, kernel, num_particles, chain_length):
     p = info.params
-    grads = _gradient_evaluations(kernel, p.num_moves, num_particles, chain_length)
+    grads = _gradient_evaluations(kernel, p.num_moves, num_particles, chain_length,
+                                  p.kernel_params)
     return TemperedInfo(p.beta, info.ess, info.log_evidence_increment, p.acceptance_rate,
                         p.kernel_params, info.ancestors, info.num_nonfinite, p.num_moves,
                         p.dropped_fraction, jnp.asarray(grads), describe_kernel(kernel))

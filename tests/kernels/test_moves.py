@@ -54,6 +54,7 @@ KERNELS = {
     "rwm": pi.kernels.repeat(pi.kernels.rwm(), 3),
     "mala": pi.kernels.repeat(pi.kernels.mala(), 3),
     "hmc": pi.kernels.hmc(5),
+    "hmc_length": pi.kernels.hmc(16, trajectory_length=1.5),
     "nuts": pi.kernels.nuts(5),
     "chain": pi.kernels.chain(pi.kernels.rwm(), pi.kernels.mala()),
     "adaptive": pi.kernels.adaptive_repeat(pi.kernels.rwm(), max_num_steps=30),
@@ -108,13 +109,26 @@ def test_adaptation_scale_is_weighted_covariance(key, rng):
     log_w = jnp.asarray(rng.normal(size=1000))
     w = np.exp(np.asarray(log_w) - np.asarray(log_w).max())
     expected = np.cov(np.asarray(x).T, aweights=w, ddof=0)
+    ess = w.sum() ** 2 / (w ** 2).sum()
+    lam = 3 / (3 + 10 * ess)  # the documented shrinkage towards the diagonal
+    shrunk = (1 - lam) * expected + lam * np.diag(np.diag(expected))
     kernel = pi.kernels.hmc()
     full = pi.kernels.population_adaptation(covariance="full")(kernel, kernel.default_params(3),
                                                                 x, log_w)
-    np.testing.assert_allclose(full.scale @ full.scale.T, expected, rtol=1e-4, atol=1e-5)
-    diag = pi.kernels.population_adaptation()(kernel, kernel.default_params(3), x, log_w)
+    np.testing.assert_allclose(full.scale @ full.scale.T, shrunk, rtol=1e-4, atol=1e-5)
+    assert np.abs(full.scale @ full.scale.T - expected).max() > 1e-6  # shrinkage applied
+    diag = pi.kernels.population_adaptation(covariance="diag")(kernel, kernel.default_params(3),
+                                                                x, log_w)
     np.testing.assert_allclose(diag.scale ** 2, np.diag(expected), rtol=1e-4)
     np.testing.assert_allclose(full.step_size, kernel.default_params(3).step_size)
+    # 'auto' (the default): dense with >= 10 particles per dimension, diagonal below that
+    # and above 200 dimensions.
+    auto = pi.kernels.population_adaptation()
+    np.testing.assert_allclose(auto(kernel, kernel.default_params(3), x, log_w).scale,
+                               full.scale)
+    assert auto(kernel, kernel.default_params(3), x[:29], log_w[:29]).scale.shape == (3,)
+    assert auto.uses_full(2000, 200) and not auto.uses_full(2000, 201)
+    assert not auto.uses_full(1999, 200)
 
 
 def test_adaptation_step_size_follows_acceptance(key):
@@ -143,6 +157,23 @@ def test_kernel_bad_input():
         pi.kernels.population_adaptation(covariance="low-rank")
     with pytest.raises(ValueError, match="num_integration_steps"):
         pi.kernels.hmc(0)
+    for bad in (0.0, -1.0, float("inf"), "2", True):
+        with pytest.raises(ValueError, match="trajectory_length"):
+            pi.kernels.hmc(10, trajectory_length=bad)
+
+
+def test_hmc_trajectory_length_sets_leapfrog_steps():
+    """ceil(T / h) leapfrog steps, capped; the gradient count follows the params."""
+    kernel = pi.kernels.hmc(8, trajectory_length=2.0)
+    steps = kernel.num_leapfrog_steps(jnp.array([0.7, 1.0, 2.5, 0.1, jnp.nan]))
+    np.testing.assert_array_equal(steps, [3, 2, 1, 8, 8])
+    assert kernel.gradients_per_step is None
+    params = kernel.default_params(3)._replace(step_size=jnp.asarray(0.45))
+    assert int(pi.kernels.adaptive_repeat(kernel).gradient_evaluations(params)) == 5
+    chained = pi.kernels.chain(pi.kernels.rwm(), pi.kernels.repeat(kernel, 2))
+    rwm_params = pi.kernels.rwm().default_params(3)
+    assert int(chained.gradient_evaluations((rwm_params, params))) == 10
+    assert pi.kernels.hmc(7).gradient_evaluations(params) == 7
 
 
 @pytest.mark.slow
@@ -159,8 +190,10 @@ def test_adaptive_repeat_stops_when_decorrelated(key):
         x, info = kernel.move(jax.random.fold_in(key, 1), x0, log_density,
                               kernel.default_params(d))
         steps[name] = int(info.num_steps)
-        jump = float(jnp.mean(jnp.sum((x - x0) ** 2 / jnp.var(x0, axis=0), axis=1)))
-        assert jump >= 2 * d * 0.8
+        # The stopping rule's distance: whitened by the starting population's covariance.
+        chol = np.linalg.cholesky(np.cov(np.asarray(x0).T))
+        white = np.linalg.solve(chol, np.asarray(x - x0).T)
+        assert np.mean(np.sum(white ** 2, axis=0)) >= 2 * d * 0.8
         assert info.acceptance_rate.shape == (4000,)
     assert 1 <= steps["hmc"] <= 3 and 10 <= steps["rwm"] < 100, steps
     assert pi.kernels.adaptive_repeat(pi.kernels.hmc(7)).gradients_per_step == 7

@@ -161,7 +161,7 @@ def test_asymmetric_likelihood_exact_by_quadrature(key):
         assert np.all(np.asarray(info.dropped_fraction) == 0)
         per_step, counters = info.traces()
         assert set(per_step) >= {"tempering_exponent", "ess", "acceptance_rate", "num_moves"}
-        assert counters["num_moves"] == 10 * (len(info.beta) - 1)
+        assert counters["total_moves"] == 10 * (len(info.beta) - 1)
         assert counters["num_gradient_evaluations"] == 0
 
 
@@ -328,3 +328,25 @@ def test_arma_likelihood_explosion_does_not_stall(key, x64):
     smc_sd = np.sqrt(np.asarray(res.mean(lambda x: (x - res.mean()) ** 2)))
     assert np.all(np.abs(smc_mean - mean) / sd < 0.2), (smc_mean, mean, sd)
     assert np.all((smc_sd / sd > 0.8) & (smc_sd / sd < 1.25)), (smc_sd, sd)
+
+
+def test_gradient_count_follows_the_trajectory_length(key):
+    """HMC with a trajectory length takes ceil(T / h) leapfrog steps at the step size h
+    tuned at the previous step; info counts exactly those gradients, and traces() names
+    the per-step moves and their run total differently."""
+    prior = pi.Gaussian(jnp.zeros(2), 4.0 * jnp.eye(2))
+    kernel = pi.kernels.repeat(pi.kernels.hmc(16, trajectory_length=1.0), 2)
+    num = 200
+    res = pi.smc.tempered(key, prior, lambda x: -0.5 * jnp.sum((x - 1.0) ** 2) / 0.05, num,
+                          kernel=kernel, progress_bar=False)
+    info = res.info
+    assert info.kernel == "repeat(hmc(length 1, max 16), 2)"
+    step_sizes = np.asarray(info.kernel_params.step_size)
+    leapfrog = np.clip(np.ceil(1.0 / step_sizes[:-1]), 1, 16)
+    expected = num * (2 * leapfrog + 1)
+    np.testing.assert_array_equal(np.asarray(info.num_gradient_evaluations)[1:], expected)
+    assert float(info.num_gradient_evaluations[0]) == 0.0
+    per_step, counters = info.traces()
+    assert "num_moves" in per_step and "num_moves" not in counters
+    assert counters["total_moves"] == 2 * (len(info.beta) - 1)
+    assert counters["num_gradient_evaluations"] == int(expected.sum())
