@@ -100,12 +100,12 @@ class TemperedInfo(NamedTuple):
         """``(per_step, counters)``: per-step traces and run totals (see ``to_arviz``)."""
         per_step = {"tempering_exponent": self.beta, "ess": self.ess,
                     "log_evidence_increment": self.log_evidence_increment,
-                    "acceptance_rate": self.acceptance_rate, "num_moves": self.num_moves,
+                    "acceptance_rate": self.acceptance_rate, "moves_per_level": self.num_moves,
                     "dropped_fraction": self.dropped_fraction,
                     "step_size": _step_sizes(self.kernel_params)}
         grads = np.asarray(self.num_gradient_evaluations)
         counters = {"num_tempering_steps": int(np.asarray(self.beta).shape[0]),
-                    "total_moves": int(np.sum(np.asarray(self.num_moves)))}
+                    "num_moves": int(np.sum(np.asarray(self.num_moves)))}
         if np.isfinite(grads).all():
             counters["num_gradient_evaluations"] = int(grads.sum())
         return per_step, counters
