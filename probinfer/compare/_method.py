@@ -198,13 +198,16 @@ def tempered_smc(name: str = "tempered SMC", **settings) -> Method:
 def particle_filter(name: str = "bootstrap filter", **settings) -> Method:
     """:func:`probinfer.smc.run` on :func:`probinfer.ssm.bootstrap` of ``problem.ssm``.
     Cost: transitions simulated (particles x time steps); ``SMCInfo`` reports no counter, so
-    it is computed from the result's shape. Budgets set ``num_particles``."""
+    it is computed from the result's shape. Budgets set ``num_particles``. ``pi.smc.run``
+    checks its run on the host, so replicates run in a loop."""
     from probinfer.particles.smc import run as run_smc
     from probinfer.ssm.base import bootstrap
 
     def runner(key, problem, **s):
         s.setdefault("progress_bar", False)
-        return run_smc(key, bootstrap(problem.ssm, problem.observations), **s)
+        model = problem.inputs.get("bootstrap_model")
+        return run_smc(key, model if model is not None else
+                       bootstrap(problem.ssm, problem.observations), **s)
 
     def transitions(res):
         return res.num_particles * int(np.asarray(res.info.ess).shape[-1])
@@ -212,4 +215,4 @@ def particle_filter(name: str = "bootstrap filter", **settings) -> Method:
     def at_budget(budget, problem):
         return {"num_particles": _check_budget(budget, len(problem.observations), "particle")}
 
-    return Method(name, runner, settings, cost=transitions, at_budget=at_budget)
+    return Method(name, runner, settings, cost=transitions, at_budget=at_budget, vmap=False)

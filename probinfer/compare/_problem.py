@@ -218,8 +218,10 @@ class Problem:
 
         Quantities: the final filtering means ``filter_mean[i]`` (of ``E[x_{T-1} | y]``,
         estimated from the final weighted particles) and ``log_evidence`` against the
-        Kalman log-likelihood. Inputs: ``ssm``, ``observations``.
+        Kalman log-likelihood. Inputs: ``ssm``, ``observations`` and ``bootstrap_model``
+        (the bootstrap Feynman–Kac model, built once so that runs share its compilation).
         """
+        from probinfer.ssm.base import bootstrap
         from probinfer.ssm.linear_gaussian import LinearGaussian
 
         if not isinstance(ssm, LinearGaussian):
@@ -234,7 +236,8 @@ class Problem:
         quantities["log_evidence"] = log_evidence
         reference["log_evidence"] = float(exact.log_likelihood)
         return cls(name or f"linear-Gaussian filtering (T={len(observations)})", quantities,
-                   reference, ssm=ssm, observations=observations)
+                   reference, ssm=ssm, observations=observations,
+                   bootstrap_model=bootstrap(ssm, observations))
 
     @classmethod
     def numpyro(cls, model, *args, reference: Mapping, log_evidence_reference=None,
