@@ -3,35 +3,83 @@
 ``probinfer demo`` runs the main job: the shipped digits diffusion model steered to a chosen
 digit by FK steering, with the shipped classifier as the reward. It writes a PNG grid of
 unguided and steered samples and a JSON/Markdown report (class accuracy of both, rewards,
-NFE, ESS). ``probinfer filter`` runs a bootstrap particle filter checked against the exact
-Kalman answer; ``probinfer zoo`` lists the shipped models.
+NFE, ESS). ``probinfer steer`` steers any shipped prior (or the built-in exact 2-D mixture)
+with a shipped or built-in reward by FK steering, SVDD or best-of-N and writes the samples,
+a figure and a report; ``probinfer bench`` lists and runs the studies in ``inference/``;
+``probinfer filter`` runs a bootstrap particle filter checked against the exact Kalman
+answer; ``probinfer zoo`` lists the shipped models. ``--quiet`` silences messages and
+progress bars (errors still go to stderr).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import difflib
 import json
+import re
+import subprocess
 import sys
 import time
 from pathlib import Path
+
+INFERENCE_DIR = Path(__file__).resolve().parents[1] / "inference"
+METHODS = ("fk", "svdd", "best-of-n")
+# The built-in exact prior and reward (no torch): a 2-D two-component Gaussian mixture and
+# r(x) = x_1, whose tilt is known in closed form, so ``steer`` reports the exact answer.
+EXACT_PRIOR = "gmm-2d"
+EXACT_REWARD = "first-coordinate"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with the closest valid choice suggested for a mistyped one."""
+
+    def error(self, message):
+        match = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if match:
+            choices = re.findall(r"'([^']*)'", match.group(2))
+            message += _suggestion(match.group(1), choices)
+        super().error(message)
+
+
+def _suggestion(name: str, choices) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _unknown(kind: str, name: str, choices) -> SystemExit:
+    return SystemExit(f"probinfer: unknown {kind} {name!r}{_suggestion(name, choices)} "
+                      f"(choose from {', '.join(choices)})")
+
+
+class _Say:
+    """Messages to stdout unless ``--quiet``."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            print(message, flush=True)
 
 
 def _steering_demo(args) -> int:
     import jax
     import jax.numpy as jnp
     import numpy as np
-    from tqdm.auto import tqdm
 
     import probinfer as pi
+    from probinfer._progress import tqdm
 
     if not 0 <= args.digit <= 9:
         raise SystemExit(f"probinfer demo: --digit must be 0..9, got {args.digit}")
+    say = _Say(args.quiet)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     prior = pi.zoo.load_prior("digits-ddpm", num_steps=args.steps)
     reward = pi.zoo.load_reward("digits-classifier", target=args.digit, differentiable=False)
     classifier = pi.zoo.load("digits-classifier").module
-    print(f"probinfer {pi.__version__} demo: FK steering of the shipped digits DDPM "
+    say(f"probinfer {pi.__version__} demo: FK steering of the shipped digits DDPM "
           f"({args.steps} DDPM steps) towards the digit {args.digit}, reward log p({args.digit} "
           f"| x) from the shipped classifier, temperature {args.temperature}; "
           f"{args.samples} samples, each from one run of {args.particles} particles; "
@@ -84,14 +132,14 @@ def _steering_demo(args) -> int:
         f"{report['nfe_per_steered_sample']} |\n\n"
         f"Mean final ESS {report['mean_final_ess']:.1f} of {args.particles} particles; "
         f"{seconds:.1f} s. Samples: `demo.png` (top: unguided, bottom: steered).\n")
-    print(f"  class accuracy  unguided {report['unguided_accuracy']:.2f}  ->  "
+    say(f"  class accuracy  unguided {report['unguided_accuracy']:.2f}  ->  "
           f"steered {report['class_accuracy']:.2f}")
-    print(f"  mean log p({args.digit}|x) unguided {report['mean_reward_unguided']:.2f}  ->  "
+    say(f"  mean log p({args.digit}|x) unguided {report['mean_reward_unguided']:.2f}  ->  "
           f"steered {report['mean_reward_steered']:.2f}")
-    print(f"  NFE per steered sample {report['nfe_per_steered_sample']} "
+    say(f"  NFE per steered sample {report['nfe_per_steered_sample']} "
           f"({args.particles} particles x {args.steps} steps); mean final ESS "
           f"{report['mean_final_ess']:.1f}; {seconds:.1f} s")
-    print(f"  wrote {out / 'demo.png'}, {out / 'report.json'}, {out / 'report.md'}")
+    say(f"  wrote {out / 'demo.png'}, {out / 'report.json'}, {out / 'report.md'}")
     return 0
 
 
@@ -124,11 +172,13 @@ def _filter_demo(args) -> int:
 
     import probinfer as pi
 
+    say = _Say(args.quiet)
+
     ssm = pi.ssm.LinearGaussian.scalar(rho=0.9, sigma_x=1.0, sigma_y=0.5)
     _, ys = ssm.simulate(jax.random.key(args.seed), args.steps)
     fk = pi.ssm.bootstrap(ssm, ys)
     kalman = ssm.kalman_filter(ys)
-    print(f"probinfer {pi.__version__}: bootstrap particle filter, 1-D linear-Gaussian "
+    say(f"probinfer {pi.__version__}: bootstrap particle filter, 1-D linear-Gaussian "
           f"SSM (rho=0.9, sigma_x=1, sigma_y=0.5), T={args.steps}, N={args.particles}, "
           f"JAX on {jax.devices()[0].platform}")
     pi.smc.run(jax.random.key(0), fk, args.particles).log_evidence.block_until_ready()
@@ -142,14 +192,14 @@ def _filter_demo(args) -> int:
     est = np.asarray(estimates)
     exact = float(kalman.log_likelihood)
     ratio = np.exp(est - exact)
-    print(f"  exact log-likelihood (Kalman) {exact:12.4f}")
-    print(f"  SMC log-evidence               {est.mean():12.4f} ± {est.std(ddof=1):.4f} "
+    say(f"  exact log-likelihood (Kalman) {exact:12.4f}")
+    say(f"  SMC log-evidence               {est.mean():12.4f} ± {est.std(ddof=1):.4f} "
           f"(mean ± sd over {args.replicates} runs)")
-    print(f"  mean exp(logZ_hat - logZ)      {ratio.mean():12.4f} ± "
+    say(f"  mean exp(logZ_hat - logZ)      {ratio.mean():12.4f} ± "
           f"{ratio.std(ddof=1) / np.sqrt(ratio.size):.4f} (unbiased: should be 1)")
-    print(f"  filtering mean at t=T-1        {float(res.mean()[0]):12.4f} (Kalman "
+    say(f"  filtering mean at t=T-1        {float(res.mean()[0]):12.4f} (Kalman "
           f"{float(kalman.filtering_means[-1, 0]):.4f})")
-    print(f"  wall time per filter           {1e3 * np.median(times):10.1f} ms (median, "
+    say(f"  wall time per filter           {1e3 * np.median(times):10.1f} ms (median, "
           f"compiled)")
     return 0
 
@@ -158,17 +208,216 @@ def _zoo(args) -> int:
     import probinfer as pi
 
     for name in pi.zoo.available():
-        card = pi.zoo.model_dir(name) / "MODEL_CARD.md"
+        try:
+            card = pi.zoo.model_dir(name) / pi.zoo.CARD_FILE
+        except FileNotFoundError:
+            print(f"{name:22s} (weights not found: run the model's train.py in models/)")
+            continue
         summary = next((line.strip() for line in card.read_text().splitlines()
                         if line.strip() and not line.startswith("#")), "") if card.exists() else ""
         print(f"{name:22s} {summary}")
     return 0
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="probinfer", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="steer the shipped digits prior to a digit (main job)")
+def _zoo_kind(name: str) -> str:
+    """``"prior"`` (a diffusion model), ``"reward"`` (a classifier) or ``""``, from its config."""
+    import probinfer as pi
+
+    try:
+        config = pi.zoo.read_config(pi.zoo.model_dir(name) / pi.zoo.CONFIG_FILE)
+    except (FileNotFoundError, ValueError):
+        return ""
+    if "schedule" in config and "prediction" in config:
+        return "prior"
+    return "reward" if "classes" in config else ""
+
+
+def _steer_names():
+    import probinfer as pi
+
+    kinds = {name: _zoo_kind(name) for name in pi.zoo.available()}
+    priors = [EXACT_PRIOR] + sorted(n for n, k in kinds.items() if k == "prior")
+    rewards = [EXACT_REWARD] + sorted(n for n, k in kinds.items() if k == "reward")
+    return priors, rewards
+
+
+def _exact_mixture():
+    import jax.numpy as jnp
+
+    import probinfer as pi
+
+    return pi.GaussianMixture(jnp.array([0.8, 0.2]), jnp.array([[-2.0, 0.0], [2.0, 1.0]]),
+                              jnp.stack([jnp.array([[0.5, 0.2], [0.2, 0.5]])] * 2))
+
+
+def _steer(args) -> int:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import probinfer as pi
+
+    say = _Say(args.quiet)
+    priors, rewards = _steer_names()
+    if args.prior not in priors:
+        raise _unknown("prior", args.prior, priors)
+    if args.reward not in rewards:
+        raise _unknown("reward", args.reward, rewards)
+    if (args.prior == EXACT_PRIOR) != (args.reward == EXACT_REWARD):
+        raise SystemExit(f"probinfer steer: the reward {args.reward!r} does not fit the prior "
+                         f"{args.prior!r}: {EXACT_REWARD!r} scores points of {EXACT_PRIOR!r}, "
+                         "a zoo classifier scores samples of a zoo diffusion model")
+    for name in ("num_particles", "num_steps", "num_candidates", "samples"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"probinfer steer: --{name.replace('_', '-')} must be >= 1, got "
+                             f"{getattr(args, name)}")
+    if not args.temperature > 0 and args.method != "svdd":
+        raise SystemExit(f"probinfer steer: --temperature must be > 0, got {args.temperature}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    exact = args.prior == EXACT_PRIOR
+    if exact:
+        mixture = _exact_mixture()
+        prior = pi.diffusion.GaussianMixturePrior(mixture, num_steps=args.num_steps)
+        reward = lambda x: x[0]                                   # noqa: E731
+        what = "r(x) = x_1"
+    else:
+        prior = pi.zoo.load_prior(args.prior, num_steps=args.num_steps)
+        try:
+            reward = pi.zoo.load_reward(args.reward, target=args.target, differentiable=False)
+        except ValueError as err:
+            raise SystemExit(f"probinfer steer: {err}") from err
+        what = f"log p({args.target} | x) from {args.reward}"
+        if prior.event_shape != (1, 8, 8) and args.reward == "digits-classifier":
+            raise SystemExit(f"probinfer steer: {args.reward} scores (1, 8, 8) images, "
+                             f"{args.prior} samples {prior.event_shape}")
+    say(f"probinfer {pi.__version__} steer: {args.method} on {args.prior} ({args.num_steps} "
+        f"steps), reward {what}, temperature {args.temperature}, {args.num_particles} "
+        f"particles; JAX on {jax.devices()[0].platform}")
+
+    key = jax.random.key(args.seed)
+    start = time.perf_counter()
+    if args.method == "fk":
+        res = pi.steer.fk(key, prior, reward, args.num_particles, temperature=args.temperature)
+    elif args.method == "svdd":
+        res = pi.steer.svdd(key, prior, reward, args.num_particles, args.num_candidates,
+                            temperature=args.temperature)
+    else:
+        res = pi.steer.best_of_n(key, prior, reward, n=args.num_particles,
+                                 num_samples=args.samples)
+    seconds = time.perf_counter() - start
+
+    samples = np.asarray(res.samples)
+    weights = np.exp(np.asarray(res.log_weights, dtype=np.float64))
+    weights /= weights.sum()
+    scores = np.asarray(jax.vmap(reward)(jnp.asarray(res.samples)), dtype=np.float64)
+    _, counters = res.info.traces()
+    report = {"prior": args.prior, "reward": args.reward, "method": args.method,
+              "num_particles": args.num_particles, "num_steps": args.num_steps,
+              "temperature": args.temperature, "seed": args.seed,
+              "num_samples": int(samples.shape[0]),
+              "mean_reward": float(np.sum(weights * scores)),
+              "ess": float(1.0 / np.sum(weights ** 2)),
+              "log_evidence": None if not np.isfinite(res.log_evidence)
+              else float(res.log_evidence),
+              "nfe": int(counters["nfe"]),
+              "num_reward_evaluations": int(counters["num_reward_evaluations"]),
+              "seconds": round(seconds, 2)}
+    if args.reward != EXACT_REWARD:
+        report["target"] = args.target
+    if exact and (args.method == "fk" or (args.method == "svdd" and args.temperature > 0)):
+        # Both target p(x) exp(x_1 / T); best-of-N and SVDD at T = 0 target something else.
+        tilted, log_z = mixture.tilt_linear(jnp.array([1.0 / args.temperature, 0.0]), 1.0)
+        report["exact_mean_reward"] = float(jnp.sum(tilted.weights * tilted.means[:, 0]))
+        report["exact_log_evidence"] = float(log_z)
+    res.save(out / "samples.npz")
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    figure = _steer_figure(out, res, samples, exact, mixture if exact else None, args)
+    lines = [f"# probinfer steer: {args.method} on {args.prior}", "",
+             f"Reward {what}, temperature {args.temperature}, {args.num_particles} particles, "
+             f"{args.num_steps} steps, seed {args.seed}.", "", "| quantity | value |",
+             "|---|---|"]
+    lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
+              for k, v in report.items()
+              if k in ("mean_reward", "exact_mean_reward", "ess", "log_evidence",
+                       "exact_log_evidence", "nfe", "num_reward_evaluations", "seconds")]
+    lines += ["", f"Samples: `samples.npz` (`probinfer.Result.load`); figure: `{figure}`.", ""]
+    (out / "report.md").write_text("\n".join(lines))
+    say(f"  mean reward {report['mean_reward']:.3f}"
+        + (f" (exact {report['exact_mean_reward']:.3f})" if "exact_mean_reward" in report
+           else "") + f"; ESS {report['ess']:.1f}; NFE {report['nfe']}; {seconds:.1f} s")
+    say(f"  wrote {out / 'samples.npz'}, {out / figure}, {out / 'report.json'}, "
+        f"{out / 'report.md'}")
+    return 0
+
+
+def _steer_figure(out, res, samples, exact, mixture, args) -> str:
+    import matplotlib
+    matplotlib.use("Agg")
+    import jax.numpy as jnp
+    import matplotlib.pyplot as plt
+
+    import probinfer as pi
+
+    if exact:
+        target, _ = mixture.tilt_linear(jnp.array([1.0 / max(args.temperature, 1e-6), 0.0]), 1.0)
+        fig = pi.plot.plot_particles_2d(target, res)
+        fig.axes[0].set_title(f"{args.method}: particles over the exact tilted density",
+                              fontsize=9)
+    else:
+        fig = pi.plot.plot_image_grid(samples[:24], vmin=-1, vmax=1)
+        fig.suptitle(f"{args.method} on {args.prior} towards {args.target}", fontsize=9)
+    name = "samples.png"
+    fig.savefig(out / name, dpi=110)
+    plt.close(fig)
+    return name
+
+
+def _studies() -> dict:
+    """``{name: first paragraph of its docstring}`` for the scripts in ``inference/``."""
+    if not INFERENCE_DIR.is_dir():
+        return {}
+    studies = {}
+    for path in sorted(INFERENCE_DIR.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        try:
+            doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        except SyntaxError:
+            doc = ""
+        studies[path.stem] = " ".join(doc.split("\n\n")[0].split())
+    return studies
+
+
+def _bench(args) -> int:
+    studies = _studies()
+    if not studies:
+        raise SystemExit(f"probinfer bench: no studies found in {INFERENCE_DIR}; the studies "
+                         "ship with a source checkout (git clone), not with the wheel")
+    if args.list or args.name is None:
+        width = max(map(len, studies))
+        for name, summary in studies.items():
+            print(f"{name:{width}s}  {summary}")
+        return 0
+    name = args.name[:-3] if args.name.endswith(".py") else args.name
+    if name not in studies:
+        raise _unknown("study", args.name, list(studies))
+    extra = args.study_args[1:] if args.study_args[:1] == ["--"] else args.study_args
+    command = [sys.executable, str(INFERENCE_DIR / f"{name}.py"), *extra]
+    _Say(args.quiet)(f"probinfer bench: {' '.join(command)}")
+    return subprocess.run(command, cwd=INFERENCE_DIR.parent, check=False).returncode
+
+
+def _parser() -> argparse.ArgumentParser:
+    quiet = argparse.ArgumentParser(add_help=False)
+    quiet.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="no messages and no progress bars (errors still print)")
+    parser = _Parser(prog="probinfer", description=__doc__.split("\n\n")[0].splitlines()[0],
+                     parents=[quiet])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = sub.add_parser("demo", parents=[quiet],
+                          help="steer the shipped digits prior to a digit (main job)")
     demo.add_argument("--digit", type=int, default=3, help="digit to steer towards (0-9)")
     demo.add_argument("--out", default="demo-output", help="folder for demo.png and reports")
     demo.add_argument("--samples", type=int, default=12, help="steered samples (one run each)")
@@ -176,15 +425,64 @@ def main(argv=None) -> int:
     demo.add_argument("--steps", type=int, default=50, help="DDPM steps")
     demo.add_argument("--temperature", type=float, default=0.25)
     demo.add_argument("--seed", type=int, default=0)
-    flt = sub.add_parser("filter", help="bootstrap particle filter vs the exact Kalman answer")
+
+    steer = sub.add_parser("steer", parents=[quiet],
+                           help="steer a shipped (or the built-in exact) prior with a reward",
+                           description="Steer a prior with a reward and write samples.npz, "
+                           "samples.png, report.json and report.md. Priors: the zoo's "
+                           f"diffusion models and {EXACT_PRIOR!r} (an exact 2-D mixture); "
+                           f"rewards: the zoo's classifiers (log p(--target | x)) and "
+                           f"{EXACT_REWARD!r} (r(x) = x_1, for {EXACT_PRIOR!r}, whose "
+                           "exact answer is reported).")
+    steer.add_argument("--prior", default="digits-ddpm", help="prior name (see above)")
+    steer.add_argument("--reward", default="digits-classifier", help="reward name")
+    steer.add_argument("--method", choices=METHODS, default="fk",
+                       help="FK steering, SVDD or best-of-N")
+    steer.add_argument("--num-particles", type=int, default=16,
+                       help="particles (fk, svdd) or candidates per sample (best-of-n)")
+    steer.add_argument("--num-steps", type=int, default=50, help="diffusion steps")
+    steer.add_argument("--temperature", type=float, default=0.25,
+                       help="target temperature (svdd: 0 picks the best child)")
+    steer.add_argument("--target", type=int, default=3, help="class of a classifier reward")
+    steer.add_argument("--num-candidates", type=int, default=8, help="children per step (svdd)")
+    steer.add_argument("--samples", type=int, default=8, help="winners drawn (best-of-n)")
+    steer.add_argument("--seed", type=int, default=0)
+    steer.add_argument("--out", default="steer-output", help="output folder")
+
+    bench = sub.add_parser("bench", parents=[quiet], help="list or run a study in inference/",
+                           description="Run a study script from inference/ (needs a source "
+                           "checkout). Arguments after the name go to the script, e.g. "
+                           "`probinfer bench sobol_vs_salib -- --replicates 2`.")
+    bench.add_argument("name", nargs="?", help="study name (see --list)")
+    bench.add_argument("--list", action="store_true", help="list the studies")
+    bench.add_argument("study_args", nargs=argparse.REMAINDER,
+                       help="arguments passed to the study script")
+
+    flt = sub.add_parser("filter", parents=[quiet],
+                         help="bootstrap particle filter vs the exact Kalman answer")
     flt.add_argument("--particles", type=int, default=10_000)
     flt.add_argument("--steps", type=int, default=100)
     flt.add_argument("--replicates", type=int, default=20)
     flt.add_argument("--seed", type=int, default=0)
-    sub.add_parser("zoo", help="list the shipped models")
-    args = parser.parse_args(argv)
-    commands = {"demo": _steering_demo, "filter": _filter_demo, "zoo": _zoo}
-    return commands[args.command](args)
+    sub.add_parser("zoo", parents=[quiet], help="list the shipped models")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    args.quiet = getattr(args, "quiet", False)
+    commands = {"demo": _steering_demo, "steer": _steer, "bench": _bench,
+                "filter": _filter_demo, "zoo": _zoo}
+    if not args.quiet:
+        return commands[args.command](args)
+    from probinfer import _progress
+
+    previous = _progress._forced
+    _progress.set_progress(False)
+    try:
+        return commands[args.command](args)
+    finally:
+        _progress.set_progress(previous)
 
 
 if __name__ == "__main__":
