@@ -439,6 +439,8 @@ class DPMSolverMultistep(Sampler):
         step ``i``), as DPM-Solver++ does for few-step sampling. The step to the data is
         always first order (``x̂``).
 
+    Notes
+    -----
     One denoiser call per step. The history lives in the particles' memory
     (:class:`MultistepMemory`); without it (``step``, ``transition``) the step is first
     order. Deterministic.

@@ -69,6 +69,8 @@ class PopulationAdaptation:
         ``d ≤ 200`` and ``N ≥ 10 d`` (both known when the sampler is compiled),
         ``'diag'`` otherwise.
 
+    Notes
+    -----
     Why dense up to d = 200: a diagonal mass matrix cannot follow correlations, and
     posteriors of regressions with uncentred predictors have them (posteriordb's
     kilpisjarvi: intercept–slope correlation −0.9999; with a diagonal scale default SMC

@@ -71,6 +71,8 @@ class FeynmanKac:
         pass the same ``cache_key`` (e.g. a tuple of those objects) to compare equal and
         share the compiled program.
 
+    Notes
+    -----
     ``t`` is a traced integer inside compiled runs.
     """
 

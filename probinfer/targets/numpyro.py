@@ -196,16 +196,17 @@ def from_numpyro(model: Callable, *args, **kwargs) -> NumPyroModel:
 
     Returns
     -------
-    NumPyroModel with
+    NumPyroModel
+        with
 
-    * ``prior``: a :class:`~probinfer.Target` over the flat unconstrained vector ``u``
-      (dimension ``dim``), log density with the Jacobian, and exact ``sample``;
-    * ``log_likelihood(u)``: one point -> scalar (observed sites and ``numpyro.factor``
-      terms);
-    * ``target``: the unnormalised posterior, ``prior.log_density + log_likelihood``;
-    * ``constrain(u)``: ``{site: constrained value}`` (deterministic sites included);
-      ``unconstrain(values)`` is its inverse and ``unravel(u)`` gives unconstrained values
-      by site.
+        * ``prior``: a :class:`~probinfer.Target` over the flat unconstrained vector ``u``
+          (dimension ``dim``), log density with the Jacobian, and exact ``sample``;
+        * ``log_likelihood(u)``: one point -> scalar (observed sites and
+          ``numpyro.factor`` terms);
+        * ``target``: the unnormalised posterior, ``prior.log_density + log_likelihood``;
+        * ``constrain(u)``: ``{site: constrained value}`` (deterministic sites included);
+          ``unconstrain(values)`` is its inverse and ``unravel(u)`` gives unconstrained
+          values by site.
 
     A model that raises while being traced gives a ``ValueError`` carrying the cause.
 
