@@ -175,9 +175,9 @@ def _ancestors_of(source):
     if ancestors is None and (hasattr(info, "ndim") or type(info) in (list, tuple)):
         ancestors = info
     if ancestors is None:
-        raise TypeError(f"{type(info).__name__} records no ancestors: pass a Result or info "
-                        "of tempered SMC, FK steering or pi.smc.run(..., keep_ancestors=True), "
-                        "or a (steps, N) array")
+        raise TypeError(f"{type(info).__name__} records no ancestors: run with "
+                        "keep_ancestors=True (e.g. pi.smc.run(..., keep_ancestors=True)), or "
+                        "pass a (steps, N) array")
     return np.asarray(ancestors)
 
 
@@ -190,9 +190,9 @@ def plot_genealogy(source, ax=None):
 
     Parameters
     ----------
-    source : a :class:`~probinfer.Result` of tempered SMC, FK steering or
-        ``pi.smc.run(..., keep_ancestors=True)``, its info, or an integer array
-        ``(steps, N)`` of ancestor indices.
+    source : a :class:`~probinfer.Result` (or its info) of a run that recorded its
+        genealogy (``keep_ancestors=True``, e.g. ``pi.smc.run(..., keep_ancestors=True)``),
+        or an integer array ``(steps, N)`` of ancestor indices.
     ax : matplotlib Axes to draw into (default: a new figure).
 
     Returns
