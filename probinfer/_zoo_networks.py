@@ -4,9 +4,10 @@ Only :mod:`probinfer.zoo` (lazily) and the training scripts in ``models/`` impor
 module, so importing torch at module level here keeps ``import probinfer`` torch-free.
 Weights are loaded into these definitions from safetensors files; nothing is unpickled.
 
-Both networks take images in the diffusion model's data scaling: float32 tensors of
+The digits networks take images in the diffusion model's data scaling: float32 tensors of
 shape ``(B, 1, 8, 8)`` (NCHW) with pixel values in ``[-1, 1]`` (``pixel / 8 - 1`` for the
-0..16 intensities of scikit-learn's digits).
+0..16 intensities of scikit-learn's digits). The sequence networks (masked-diffusion
+transformer, expression regressors) take int64 token sequences ``(B, length)``.
 """
 
 from __future__ import annotations
@@ -147,9 +148,117 @@ class ClassLogProbability(nn.Module):
         return F.log_softmax(self.classifier(x), dim=-1)[:, self.target]
 
 
+class MaskedSequenceTransformer(nn.Module):
+    """Time-agnostic masked-diffusion denoiser over token sequences (MDLM-style).
+
+    ``module(tokens)`` with ``tokens`` int64 ``(B, length)`` in ``0 .. vocab_size`` (the
+    value ``vocab_size`` is the mask) returns logits ``(B, length, vocab_size)`` of the
+    clean token at every position. It has no time input: under a masking schedule the
+    number of masked positions already tells the noise level, and a time-agnostic
+    denoiser makes the first-hitting sampler exact for the model (Zheng et al. 2024).
+    A pre-norm transformer encoder with learned position embeddings, no dropout.
+    """
+
+    def __init__(self, vocab_size: int = 4, length: int = 75, width: int = 64,
+                 depth: int = 3, heads: int = 4, ff_mult: int = 4):
+        super().__init__()
+        self.vocab_size, self.length = int(vocab_size), int(length)
+        self.token_embedding = nn.Embedding(self.vocab_size + 1, width)
+        self.position_embedding = nn.Parameter(torch.zeros(self.length, width))
+        layer = nn.TransformerEncoderLayer(width, heads, ff_mult * width, dropout=0.0,
+                                           activation="gelu", batch_first=True,
+                                           norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.output_norm = nn.LayerNorm(width)
+        self.output = nn.Linear(width, self.vocab_size)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        h = self.token_embedding(tokens) + self.position_embedding
+        return self.output(self.output_norm(self.encoder(h)))
+
+
+class LinearSequenceRegressor(nn.Module):
+    """Additive (position-weight-matrix) model ``f(x) = bias + sum_l W[l, x_l]`` of token
+    sequences ``(B, length)`` -> ``(B,)``; fitted in closed form (ridge) by its script."""
+
+    def __init__(self, vocab_size: int = 4, length: int = 75):
+        super().__init__()
+        self.vocab_size, self.length = int(vocab_size), int(length)
+        self.weight = nn.Parameter(torch.zeros(self.length, self.vocab_size))
+        self.bias = nn.Parameter(torch.zeros(()))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        picked = torch.gather(self.weight.expand(tokens.shape[0], -1, -1), 2,
+                              tokens.unsqueeze(-1)).squeeze(-1)
+        return picked.sum(1) + self.bias
+
+
+class SequenceCNNRegressor(nn.Module):
+    """Small 1-D CNN regressor of token sequences ``(B, length)`` -> ``(B,)``: one-hot
+    input, two convolutions, global max and mean pooling, a linear head."""
+
+    def __init__(self, vocab_size: int = 4, length: int = 75, channels: int = 32,
+                 kernel_size: int = 9):
+        super().__init__()
+        self.vocab_size, self.length = int(vocab_size), int(length)
+        pad = kernel_size // 2
+        self.conv1 = nn.Conv1d(self.vocab_size, channels, kernel_size, padding=pad)
+        self.conv2 = nn.Conv1d(channels, channels, kernel_size, padding=pad)
+        self.head = nn.Linear(2 * channels, 1)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = F.one_hot(tokens, self.vocab_size).to(self.conv1.weight.dtype).transpose(1, 2)
+        h = F.silu(self.conv2(F.silu(self.conv1(x))))
+        pooled = torch.cat([h.amax(-1), h.mean(-1)], dim=-1)
+        return self.head(pooled).squeeze(-1)
+
+
+def any_order_loss(module: nn.Module, x: torch.Tensor,
+                   generator: torch.Generator) -> torch.Tensor:
+    """Training loss of a time-agnostic masked-diffusion model: an unbiased estimate of its
+    ELBO (:func:`masked_elbo`) divided by the length, one ``(k, mask)`` draw per row."""
+    b, length = x.shape
+    k = torch.randint(1, length + 1, (b,), generator=generator)
+    ranks = torch.rand((b, length), generator=generator).argsort(1).argsort(1)
+    masked = ranks < k[:, None]
+    logits = module(torch.where(masked, module.vocab_size, x))
+    nll = F.cross_entropy(logits.transpose(1, 2), x, reduction="none")
+    return ((nll * masked).sum(1) / k).mean()
+
+
+@torch.no_grad()
+def masked_elbo(module: nn.Module, tokens: torch.Tensor, num_orders: int,
+                generator: torch.Generator, batch_size: int = 512) -> torch.Tensor:
+    """Monte-Carlo upper bound on ``-log p(x)`` (nats per sequence) of a time-agnostic
+    masked-diffusion model, ``(n,)``.
+
+    The any-order form of the masked-diffusion ELBO (Ou et al. 2024; Shi et al. 2024, for
+    the linear schedule): with ``k`` uniform on ``1 .. L`` and ``k`` positions masked
+    uniformly at random, ``-log p(x) <= E[(L / k) sum_{masked l} -log p(x_l | x_unmasked)]``.
+    Averaged over ``num_orders`` draws of ``(k, mask)`` per sequence; the bound holds for
+    the first-hitting sampler's model (an average over orders of autoregressive models).
+    """
+    vocab, length = module.vocab_size, module.length
+    totals = torch.zeros(tokens.shape[0], dtype=torch.float64)
+    for _ in range(num_orders):
+        for lo in range(0, tokens.shape[0], batch_size):
+            x = tokens[lo:lo + batch_size]
+            b = x.shape[0]
+            k = torch.randint(1, length + 1, (b,), generator=generator)
+            ranks = torch.rand((b, length), generator=generator).argsort(1).argsort(1)
+            masked = ranks < k[:, None]
+            logp = F.log_softmax(module(torch.where(masked, vocab, x)).double(), -1)
+            nll = -torch.gather(logp, 2, x.unsqueeze(-1)).squeeze(-1)
+            totals[lo:lo + b] += (nll * masked).sum(1) * length / k.double()
+    return totals / num_orders
+
+
 def build(kind: str, architecture: dict) -> nn.Module:
     """Instantiate the network named ``kind`` from the ``architecture`` section of a config."""
-    networks = {"DigitsDenoiser": DigitsDenoiser, "DigitsClassifier": DigitsClassifier}
+    networks = {"DigitsDenoiser": DigitsDenoiser, "DigitsClassifier": DigitsClassifier,
+                "MaskedSequenceTransformer": MaskedSequenceTransformer,
+                "LinearSequenceRegressor": LinearSequenceRegressor,
+                "SequenceCNNRegressor": SequenceCNNRegressor}
     if kind not in networks:
         raise ValueError(f"unknown network class {kind!r}; expected one of {sorted(networks)}")
     kwargs = dict(architecture)

@@ -16,12 +16,25 @@ Shipped models:
 ``digits-classifier``
     A CNN on the same split; ``module(x)`` returns class logits ``(B, 10)`` for images
     ``(B, 1, 8, 8)`` in ``[-1, 1]``, ``module.features(x)`` the penultimate features.
+``lac-promoter-mdm``
+    A masked-diffusion transformer over 75-bp E. coli lac promoters (the sort-seq library
+    shipped in MAVE-NN's wheel); ``module(tokens)`` with tokens ``(B, 75)`` (A, C, G, T =
+    0..3, mask 4) returns logits ``(B, 75, 4)``. Time-agnostic.
+``moses-selfies-mdm``
+    The same network over 48 SELFIES tokens of MOSES molecules (padding ``[nop]``).
+``lac-expression``, ``lac-expression-heldout``
+    Expression regressors of lac promoters (mean sort bin): ridge on one-hot sequences
+    (training split; the steering oracle) and a small CNN (validation split; evaluation
+    only). Use them through :func:`load_oracle`.
 
 :func:`load_prior` returns a shipped diffusion model as a ready
 :class:`~probinfer.diffusion.TorchDenoiser` prior (schedule, prediction type and sample
 shape read from its config), with the stochastic DDPM sampler by default so that it can be
 steered; :func:`load_reward` returns the shipped classifier as a differentiable steering
-reward ``log p(target | x)``.
+reward ``log p(target | x)``. For the sequence priors :func:`load_prior` returns a
+:class:`~probinfer._zoo_design.SequencePrior` (a masked torch prior with ``decode`` /
+``encode``), and :func:`load_oracle` the design rewards (``docs/dna.md``,
+``docs/molecules.md``).
 
 torch is imported lazily: ``import probinfer`` works without it; :func:`load` and
 :func:`load_prior` need the ``probinfer[torch]`` extra. :func:`digits` needs only scikit-learn.
@@ -43,10 +56,16 @@ import numpy as _np
 from probinfer._optional import require as _require
 
 __all__ = ["MODELS", "ZooModel", "available", "model_dir", "load", "load_weights", "read_config",
-           "weights_manifest", "digits", "load_prior", "load_reward", "WEIGHTS_FILE",
+           "weights_manifest", "digits", "load_prior", "load_reward", "load_oracle", "ORACLES",
+           "WEIGHTS_FILE",
            "CONFIG_FILE", "CARD_FILE", "DIGITS_TEST_FRACTION", "DIGITS_SPLIT_SEED"]
 
-MODELS = {"digits-ddpm": "digits_ddpm", "digits-classifier": "digits_classifier"}
+MODELS = {"digits-ddpm": "digits_ddpm", "digits-classifier": "digits_classifier",
+          "lac-promoter-mdm": "lac_promoter_mdm", "moses-selfies-mdm": "moses_selfies_mdm",
+          "lac-expression": "lac_expression", "lac-expression-heldout": "lac_expression_heldout"}
+
+# Oracles of :func:`load_oracle`: RDKit properties of molecules, and zoo regressors of DNA.
+ORACLES = ("qed", "sa", "logp", "mw", "lac-expression", "lac-expression-heldout")
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -298,7 +317,7 @@ def digits(split: str = "test") -> tuple[_np.ndarray, _np.ndarray]:
     return (train_x, train_y) if split == "train" else (test_x, test_y)
 
 
-def load_prior(name: str = "digits-ddpm", num_steps: int = 50, sampler="ddpm",
+def load_prior(name: str = "digits-ddpm", num_steps: int | None = None, sampler="ddpm",
                spacing: str = "trailing", device: str = "cpu", models_dir=None, **kwargs):
     """A shipped diffusion model as a ready :class:`~probinfer.diffusion.TorchDenoiser`.
 
@@ -315,8 +334,14 @@ def load_prior(name: str = "digits-ddpm", num_steps: int = 50, sampler="ddpm",
 
     Parameters
     ----------
-    name : a zoo diffusion model (``"digits-ddpm"``).
-    num_steps : number of reverse transitions.
+    name : a zoo diffusion model: ``"digits-ddpm"``, or the masked sequence priors
+        ``"lac-promoter-mdm"`` and ``"moses-selfies-mdm"`` (returned as a
+        :class:`~probinfer._zoo_design.SequencePrior` with ``decode``/``encode``; there
+        ``num_steps=None`` means one step per position with the exact first-hitting
+        sampler, and ``sampler`` is ``"first_hitting"`` or ``"ancestral"``, default
+        first-hitting when ``num_steps`` is the length and ancestral otherwise).
+    num_steps : number of reverse transitions (default 50 for ``digits-ddpm``, the
+        sequence length for the masked priors).
     sampler : ``"ddpm"`` (default, stochastic), ``"ddim"`` (eta 0, deterministic),
         ``pi.diffusion.DDIM(eta=...)``, ... .
     spacing : ``"trailing"``, ``"leading"``, ``"linspace"``, ``"uniform"``, ``"quadratic"``
@@ -335,6 +360,10 @@ def load_prior(name: str = "digits-ddpm", num_steps: int = 50, sampler="ddpm",
     """
     model = load(name, device=device, models_dir=models_dir)
     config = model.config
+    if config.get("kind") == "masked":
+        return _masked_prior(name, model, num_steps, sampler, kwargs)
+    if num_steps is None:
+        num_steps = 50
     if "schedule" not in config or "prediction" not in config:
         raise ValueError(f"zoo model {name!r} is not a diffusion model (its config has no "
                          "schedule/prediction)")
@@ -348,6 +377,64 @@ def load_prior(name: str = "digits-ddpm", num_steps: int = 50, sampler="ddpm",
     return TorchDenoiser(model.module, schedule, prediction=config["prediction"],
                          num_steps=num_steps, event_shape=tuple(config["sample_shape"]),
                          sampler=sampler, spacing=spacing, **kwargs)
+
+
+def _masked_prior(name, model, num_steps, sampler, kwargs):
+    from probinfer._zoo_design import SequencePrior, tokenizer_from_config
+
+    if sampler == "ddpm":       # the continuous default; masked priors name their own
+        sampler = "first_hitting" if num_steps in (None, model.config["architecture"]["length"]) \
+            else "ancestral"
+    return SequencePrior(model.module, tokenizer_from_config(model.config), name, model.config,
+                         num_steps=num_steps, sampler=sampler, **kwargs)
+
+
+def load_oracle(name: str, *, device: str = "cpu", models_dir=None):
+    """A design oracle as a batched steering reward of token sequences.
+
+    Parameters
+    ----------
+    name : one of :data:`ORACLES`:
+
+        * ``"qed"`` (RDKit QED, 0..1), ``"sa"`` (MINUS the RDKit Contrib SA score, so -1 is
+          easiest and -10 hardest to synthesise: higher is better), ``"logp"`` (Crippen
+          logP), ``"mw"`` (molecular weight): properties of the molecules that
+          ``moses-selfies-mdm`` tokens decode to (need the ``chem`` extra);
+        * ``"lac-expression"``: the steering oracle of lac-promoter expression (ridge on
+          one-hot, trained on MAVE-NN's training split), ``"lac-expression-heldout"``: a
+          CNN trained on the disjoint validation split, for evaluation only.
+    device, models_dir : see :func:`load`.
+
+    Returns
+    -------
+    A :class:`~probinfer._zoo_design.Oracle` (a :class:`~probinfer.steer.HostReward`): call
+    it on ONE token sequence inside JAX code (one host call per batch under ``vmap``), or
+    ``oracle.score(strings)`` / ``oracle.score_tokens(tokens)`` on the host. A molecule
+    RDKit cannot score gets NaN and is counted in ``oracle.num_failures``; steer with
+    ``invalid_reward="reject"`` so that such designs count as ``-inf`` (and are counted in
+    ``info.num_invalid_rewards``) instead of stopping the run.
+
+    Examples
+    --------
+    >>> import probinfer as pi
+    >>> qed = pi.zoo.load_oracle("qed")
+    >>> round(float(qed.score(["c1ccccc1"])[0]), 3)
+    0.443
+    """
+    if not isinstance(name, str) or name not in ORACLES:
+        raise ValueError(f"name must be one of {list(ORACLES)}, got {name!r}")
+    from probinfer import _zoo_design
+
+    if name in _zoo_design.CHEMISTRY_ORACLES:
+        config = read_config(model_dir("moses-selfies-mdm", models_dir) / CONFIG_FILE)
+        return _zoo_design.chemistry_oracle(name, _zoo_design.tokenizer_from_config(config))
+    model = load(name, device=device, models_dir=models_dir)
+    card = model.config
+    description = (f"{name}: {card['network']} trained on the {card['data']['trained_on']} "
+                   f"split, test R² {card['test_r2']}")
+    return _zoo_design.torch_sequence_oracle(name, model.module,
+                                             _zoo_design.tokenizer_from_config(card),
+                                             description)
 
 
 def load_reward(name: str = "digits-classifier", target: int = 7, *,

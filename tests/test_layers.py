@@ -39,7 +39,7 @@ LAYERS = {
         "particles", "kernels", "smc"),
     1: ("diffusion", "ssm"),
     2: ("steering", "steer", "dmcmc", "importance", "bridges", "gpdp", "design", "zoo",
-        "diagnostics", "_zoo_networks"),
+        "diagnostics", "_zoo_networks", "_zoo_design"),
     3: ("compare", "plot"),
     4: ("cli", "__main__"),
 }

@@ -32,7 +32,9 @@ def test_load_without_torch_names_the_extra(monkeypatch):
 
 
 def test_unknown_name_is_rejected():
-    assert zoo.available() == ["digits-classifier", "digits-ddpm"]
+    assert zoo.available() == ["digits-classifier", "digits-ddpm", "lac-expression",
+                               "lac-expression-heldout", "lac-promoter-mdm",
+                               "moses-selfies-mdm"]
     with pytest.raises(ValueError, match="name must be one of"):
         zoo.load("cifar-ddpm")
 
