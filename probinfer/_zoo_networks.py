@@ -263,7 +263,7 @@ def build(kind: str, architecture: dict) -> nn.Module:
         raise ValueError(f"unknown network class {kind!r}; expected one of {sorted(networks)}")
     kwargs = dict(architecture)
     for name in ("image_shape", "channels"):
-        if name in kwargs:
+        if isinstance(kwargs.get(name), list):
             kwargs[name] = tuple(kwargs[name])
     return networks[kind](**kwargs)
 
