@@ -179,18 +179,16 @@ def _assemble(problem: DesignProblem, candidates: np.ndarray, num: int, weights:
     names = list(BASE_OBJECTIVES) + list(problem.targets.minimise)
     reference = np.full(len(HYPERVOLUME_OBJECTIVES), HYPERVOLUME_REFERENCE)
     if valid.any():
-        pool = candidates[valid]
-        codes = problem.codes[pool]
-        objectives = problem.objective_matrix(codes, pool)
-        scores = problem.scalar_objective(codes, pool, -objectives[:, 3])
-        order = np.argsort(scores, kind="stable")[:_POOL]
-        pool, codes, objectives, scores = pool[order], codes[order], objectives[order], \
-            scores[order]
+        all_valid = candidates[valid]
+        all_codes = problem.codes[all_valid]
+        all_objectives = problem.objective_matrix(all_codes, all_valid)
+        all_scores = problem.scalar_objective(all_codes, all_valid, -all_objectives[:, 3])
+        order = np.argsort(all_scores, kind="stable")[:_POOL]
+        pool, codes, objectives, scores = (all_valid[order], all_codes[order],
+                                           all_objectives[order], all_scores[order])
         chosen = select_diverse(problem.space.gower(codes, codes), scores, num,
                                 weights["diversity"])
         chosen = chosen[np.argsort(scores[chosen], kind="stable")]
-        all_valid = candidates[valid]
-        all_objectives = problem.objective_matrix(problem.codes[all_valid], all_valid)
         front = pareto_front(all_objectives)
         hv_all = hypervolume(_hypervolume_objectives(problem, all_objectives[front]), reference)
         hv_chosen = hypervolume(_hypervolume_objectives(problem, objectives[chosen]), reference)

@@ -24,6 +24,13 @@ _CHUNK = 4096
 _MIN_BATCH = 64
 
 
+@jax.jit
+def _batch_log_density(target: GaussianMixture, points):
+    # The mixture is a pytree argument, so every fitted model of the same size and batch
+    # shape reuses one compilation.
+    return target.batch_log_density(points)
+
+
 class Plausibility:
     """A Gaussian-mixture density over the plausibility embedding (one ``Target``)."""
 
@@ -32,7 +39,6 @@ class Plausibility:
         self.means = np.asarray(means, float)
         self.covs = np.asarray(covs, float)
         self.target = GaussianMixture(self.weights, self.means, self.covs)
-        self._batch = jax.jit(self.target.batch_log_density)
 
     @classmethod
     def fit(cls, embedded: np.ndarray, seed: int) -> "Plausibility":
@@ -73,8 +79,8 @@ class Plausibility:
             size = max(_MIN_BATCH, 1 << int(np.ceil(np.log2(max(len(block), 1)))))
             padded = np.zeros((size, embedded.shape[1]), np.float32)
             padded[:len(block)] = block
-            out[start:start + len(block)] = np.asarray(self._batch(jnp.asarray(padded)))[
-                :len(block)]
+            out[start:start + len(block)] = np.asarray(
+                _batch_log_density(self.target, jnp.asarray(padded)))[:len(block)]
         return out
 
     def conditional(self, free: np.ndarray, fixed_values: np.ndarray) -> GaussianMixture:
