@@ -21,6 +21,8 @@ For each of the thirteen posteriordb posteriors in ``inference/posteriordb/model
 Goal (issue 19): every model within 0.2 ref-sd on every mean, sd ratios in [0.8, 1.25],
 no stall, evaluations per effective sample within 3x of NUTS.
 
+``--models ''`` runs nothing and rewrites the table from the stored results.
+
 Run: ``.venv/bin/python inference/posteriordb_suite.py`` (writes
 ``docs/results/posteriordb_suite.md``; float64 on CPU). Each model's rows are stored under
 ``inference/_work/posteriordb_suite/`` with a ``--label`` (default: the git commit), and
@@ -268,6 +270,8 @@ def main():
         f"a row only). probinfer version: {label}.",
         "",
         f"N = {args.num_particles} particles, default settings of `pi.smc.tempered` "
+        "(move `adaptive_repeat(hmc(length 2, max 32), max 20)` with a population-adapted "
+        "mass matrix, dense for d ≤ 200; see docs/tempered_smc.md) "
         "(and `waste_free=True`), two runs each (keys 0 and 1); NUTS: NumPyro, one chain, "
         f"{args.nuts_warmup} warm-up + {args.nuts_samples} draws. Reference: posteriordb's "
         "10 000 draws (means, sds). Columns: tempering steps; max |mean − ref| / ref-sd over "

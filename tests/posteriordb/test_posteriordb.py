@@ -78,7 +78,8 @@ def test_suite_files_are_consistent():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["eight_schools-eight_schools_noncentered", "arK-arK"])
+@pytest.mark.parametrize("name", ["eight_schools-eight_schools_noncentered", "arK-arK",
+                                  "kilpisjarvi_mod-kilpisjarvi"])
 def test_default_tempered_smc_matches_reference(name, key, x64):
     means, sds, ref = _replicate_moments(name, key)
     _check_against_reference(means, sds, ref)
