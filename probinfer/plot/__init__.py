@@ -14,8 +14,13 @@ never calls ``plt.show()``; save it with ``fig.savefig(...)`` or let a notebook 
 * GP dynamic programming: :func:`plot_dynamics`, :func:`plot_policies`,
   :func:`plot_trajectories` (from :mod:`probinfer.gpdp`).
 * Bridges: :func:`plot_bridge` (trajectories over snapshots).
+* Design: :func:`plot_pareto` (Pareto fronts, from :mod:`probinfer.design`).
+* Method comparisons: :func:`plot_error_vs_cost`, :func:`plot_estimates` (from
+  :mod:`probinfer.compare`).
 """
 
+from probinfer.compare._plots import plot_error_vs_cost, plot_estimates
+from probinfer.design._plots import plot_pareto
 from probinfer.gpdp.plots import plot_dynamics, plot_policies, plot_trajectories
 from probinfer.importance.sobol import plot_sobol
 from probinfer.plot._bridges import plot_bridge
@@ -25,4 +30,5 @@ from probinfer.plot._traces import (plot_ess, plot_genealogy, plot_rewards,
 
 __all__ = ["plot_ess", "plot_weights", "plot_rewards", "plot_genealogy", "plot_image_grid",
            "plot_particles_2d", "plot_sobol", "plot_dynamics", "plot_policies",
-           "plot_trajectories", "plot_bridge"]
+           "plot_trajectories", "plot_bridge", "plot_pareto", "plot_error_vs_cost",
+           "plot_estimates"]

@@ -124,6 +124,8 @@ def test_particles_over_the_exact_density(mixture):
 def test_sobol_and_gpdp_are_the_owning_modules_functions():
     assert pi.plot.plot_sobol is pi.importance.plot_sobol
     assert pi.plot.plot_policies is pi.gpdp.plot_policies
+    assert pi.plot.plot_pareto is pi.design.plot_pareto
+    assert pi.plot.plot_error_vs_cost is pi.compare.plot_error_vs_cost
     stock = {"GP": np.ones((5, 10)), "Ricker": np.zeros((5, 10))}
     fig = pi.plot.plot_trajectories(stock, max_paths=3)
     assert [len(ax.lines) for ax in fig.axes if ax.get_visible()] == [3, 3]
