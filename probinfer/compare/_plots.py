@@ -29,7 +29,9 @@ def plot_error_vs_cost(summary, quantity: str, metric: str = "rmse", ax=None,
     ax : an existing matplotlib ``Axes`` (default: a new figure).
     floor : errors below it are drawn at it (log axes cannot show zero).
 
-    Returns the matplotlib ``Figure``.
+    Returns
+    -------
+    The matplotlib ``Figure``.
     """
     import matplotlib.pyplot as plt
 
