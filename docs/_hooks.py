@@ -6,6 +6,9 @@ code cells as Python blocks, their stored outputs: text, tables and PNG figures)
 site shows them without copies in ``docs/`` that could drift. ``<!-- tutorials -->`` and
 ``<!-- model cards -->`` in a page are replaced by lists of links to them. No plugin is
 needed (mkdocs-jupyter would execute the notebooks again at every build).
+
+Docstrings use Sphinx roles (:func:`~probinfer.steer.fk`), which mkdocstrings renders as
+text; :func:`on_page_content` drops the role and, for ``~``, the module path, as Sphinx does.
 """
 
 from __future__ import annotations
@@ -22,12 +25,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _notebook_markdown(path: Path) -> str:
     notebook = json.loads(path.read_text())
-    parts = [f"*Notebook `tutorials/{path.name}`, executed by the test suite "
-             "(`tests/test_tutorials.py`).*\n"]
+    note = (f"*Notebook `tutorials/{path.name}`, executed by the test suite "
+            "(`tests/test_tutorials.py`).*")
+    parts = []
     for cell in notebook["cells"]:
         source = "".join(cell.get("source", ""))
         if cell["cell_type"] == "markdown":
             parts.append(source)
+            if note:                      # below the notebook's title
+                parts.append(note)
+                note = ""
         elif cell["cell_type"] == "code" and source.strip():
             parts.append(f"```python\n{source}\n```")
             for output in cell.get("outputs", []):
@@ -97,3 +104,17 @@ def on_page_markdown(markdown, page, config, files):
                           for c in _cards())
         markdown = markdown.replace("<!-- model cards -->", items)
     return markdown
+
+
+_ROLE = re.compile(r":(?:py:)?(?:func|class|meth|mod|attr|data|obj|exc|const):(<code>)~?([^<]*)</code>")
+
+
+def _role(match) -> str:
+    text = match.group(2)
+    if match.group(0).split("<code>")[1].startswith("~"):
+        text = text.rsplit(".", 1)[-1]
+    return f"<code>{text}</code>"
+
+
+def on_page_content(html, page, config, files):
+    return _ROLE.sub(_role, html)
