@@ -219,26 +219,41 @@ def _zoo(args) -> int:
     return 0
 
 
-def _zoo_kind(name: str) -> str:
-    """``"prior"`` (a diffusion model), ``"reward"`` (a classifier) or ``""``, from its config."""
+def _zoo_config(name: str):
     import probinfer as pi
 
     try:
-        config = pi.zoo.read_config(pi.zoo.model_dir(name) / pi.zoo.CONFIG_FILE)
+        return pi.zoo.read_config(pi.zoo.model_dir(name) / pi.zoo.CONFIG_FILE)
     except (FileNotFoundError, ValueError):
-        return ""
-    if "schedule" in config and "prediction" in config:
-        return "prior"
-    return "reward" if "classes" in config else ""
+        return None
 
 
 def _steer_names():
+    """Prior names, reward names, and ``fits(prior, reward)``, read from the zoo configs."""
     import probinfer as pi
 
-    kinds = {name: _zoo_kind(name) for name in pi.zoo.available()}
-    priors = [EXACT_PRIOR] + sorted(n for n, k in kinds.items() if k == "prior")
-    rewards = [EXACT_REWARD] + sorted(n for n, k in kinds.items() if k == "reward")
-    return priors, rewards
+    configs = {name: _zoo_config(name) for name in pi.zoo.available()}
+    priors = [EXACT_PRIOR] + sorted(
+        n for n, c in configs.items() if c and (c.get("kind") == "masked"
+                                                or ("schedule" in c and "prediction" in c)))
+    classifiers = sorted(n for n, c in configs.items() if c and "classes" in c)
+    oracles = list(getattr(pi.zoo, "ORACLES", ()))
+    chemistry = ("qed", "sa", "logp", "mw")
+
+    def fits(prior: str, reward: str) -> bool:
+        if EXACT_PRIOR in (prior, reward) or EXACT_REWARD in (prior, reward):
+            return prior == EXACT_PRIOR and reward == EXACT_REWARD
+        prior_config = configs.get(prior) or {}
+        if reward in classifiers:
+            return prior_config.get("sample_shape") == \
+                configs[reward]["architecture"].get("image_shape")
+        if reward in chemistry:
+            return prior == "moses-selfies-mdm"
+        reward_config = configs.get(reward) or {}
+        return "tokenizer" in prior_config and \
+            prior_config["tokenizer"] == reward_config.get("tokenizer")
+
+    return priors, [EXACT_REWARD] + classifiers + oracles, fits
 
 
 def _exact_mixture():
@@ -258,15 +273,15 @@ def _steer(args) -> int:
     import probinfer as pi
 
     say = _Say(args.quiet)
-    priors, rewards = _steer_names()
+    priors, rewards, fits = _steer_names()
     if args.prior not in priors:
         raise _unknown("prior", args.prior, priors)
     if args.reward not in rewards:
         raise _unknown("reward", args.reward, rewards)
-    if (args.prior == EXACT_PRIOR) != (args.reward == EXACT_REWARD):
+    if not fits(args.prior, args.reward):
         raise SystemExit(f"probinfer steer: the reward {args.reward!r} does not fit the prior "
-                         f"{args.prior!r}: {EXACT_REWARD!r} scores points of {EXACT_PRIOR!r}, "
-                         "a zoo classifier scores samples of a zoo diffusion model")
+                         f"{args.prior!r} (rewards that fit it: "
+                         f"{', '.join(r for r in rewards if fits(args.prior, r)) or 'none'})")
     for name in ("num_particles", "num_steps", "num_candidates", "samples"):
         if getattr(args, name) < 1:
             raise SystemExit(f"probinfer steer: --{name.replace('_', '-')} must be >= 1, got "
@@ -277,6 +292,8 @@ def _steer(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     exact = args.prior == EXACT_PRIOR
+    invalid = "raise"
+    mixture = None
     if exact:
         mixture = _exact_mixture()
         prior = pi.diffusion.GaussianMixturePrior(mixture, num_steps=args.num_steps)
@@ -284,14 +301,17 @@ def _steer(args) -> int:
         what = "r(x) = x_1"
     else:
         prior = pi.zoo.load_prior(args.prior, num_steps=args.num_steps)
-        try:
-            reward = pi.zoo.load_reward(args.reward, target=args.target, differentiable=False)
-        except ValueError as err:
-            raise SystemExit(f"probinfer steer: {err}") from err
-        what = f"log p({args.target} | x) from {args.reward}"
-        if prior.event_shape != (1, 8, 8) and args.reward == "digits-classifier":
-            raise SystemExit(f"probinfer steer: {args.reward} scores (1, 8, 8) images, "
-                             f"{args.prior} samples {prior.event_shape}")
+        if args.reward in getattr(pi.zoo, "ORACLES", ()):
+            reward = pi.zoo.load_oracle(args.reward)
+            what = f"the {args.reward} oracle"
+            invalid = "reject"          # designs an oracle cannot score weigh nothing
+        else:
+            try:
+                reward = pi.zoo.load_reward(args.reward, target=args.target,
+                                            differentiable=False)
+            except ValueError as err:
+                raise SystemExit(f"probinfer steer: {err}") from err
+            what = f"log p({args.target} | x) from {args.reward}"
     say(f"probinfer {pi.__version__} steer: {args.method} on {args.prior} ({args.num_steps} "
         f"steps), reward {what}, temperature {args.temperature}, {args.num_particles} "
         f"particles; JAX on {jax.devices()[0].platform}")
@@ -299,32 +319,36 @@ def _steer(args) -> int:
     key = jax.random.key(args.seed)
     start = time.perf_counter()
     if args.method == "fk":
-        res = pi.steer.fk(key, prior, reward, args.num_particles, temperature=args.temperature)
+        res = pi.steer.fk(key, prior, reward, args.num_particles, temperature=args.temperature,
+                          invalid_reward=invalid)
     elif args.method == "svdd":
         res = pi.steer.svdd(key, prior, reward, args.num_particles, args.num_candidates,
-                            temperature=args.temperature)
+                            temperature=args.temperature, invalid_reward=invalid)
     else:
         res = pi.steer.best_of_n(key, prior, reward, n=args.num_particles,
-                                 num_samples=args.samples)
+                                 num_samples=args.samples, invalid_reward=invalid)
     seconds = time.perf_counter() - start
 
-    samples = np.asarray(res.samples)
     weights = np.exp(np.asarray(res.log_weights, dtype=np.float64))
     weights /= weights.sum()
     scores = np.asarray(jax.vmap(reward)(jnp.asarray(res.samples)), dtype=np.float64)
+    scored = np.isfinite(scores)
     _, counters = res.info.traces()
     report = {"prior": args.prior, "reward": args.reward, "method": args.method,
               "num_particles": args.num_particles, "num_steps": args.num_steps,
               "temperature": args.temperature, "seed": args.seed,
-              "num_samples": int(samples.shape[0]),
-              "mean_reward": float(np.sum(weights * scores)),
+              "num_samples": int(scores.size),
+              "mean_reward": float(np.sum(weights[scored] * scores[scored])
+                                   / max(np.sum(weights[scored]), 1e-300)),
+              "num_unscored_samples": int(np.sum(~scored)),
               "ess": float(1.0 / np.sum(weights ** 2)),
               "log_evidence": None if not np.isfinite(res.log_evidence)
               else float(res.log_evidence),
               "nfe": int(counters["nfe"]),
               "num_reward_evaluations": int(counters["num_reward_evaluations"]),
               "seconds": round(seconds, 2)}
-    if args.reward != EXACT_REWARD:
+    if args.reward in rewards and _zoo_config(args.reward) and \
+            "classes" in _zoo_config(args.reward):
         report["target"] = args.target
     if exact and (args.method == "fk" or (args.method == "svdd" and args.temperature > 0)):
         # Both target p(x) exp(x_1 / T); best-of-N and SVDD at T = 0 target something else.
@@ -332,8 +356,14 @@ def _steer(args) -> int:
         report["exact_mean_reward"] = float(jnp.sum(tilted.weights * tilted.means[:, 0]))
         report["exact_log_evidence"] = float(log_z)
     res.save(out / "samples.npz")
+    written = ["samples.npz"]
+    if hasattr(prior, "decode"):
+        lines = [f"{w:.4f}\t{r:.4f}\t{text}" for w, r, text in
+                 zip(weights, scores, prior.decode(np.asarray(res.samples)))]
+        (out / "samples.txt").write_text("weight\treward\tsample\n" + "\n".join(lines) + "\n")
+        written.append("samples.txt")
+    written.append(_steer_figure(out, res, exact, mixture, args))
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    figure = _steer_figure(out, res, samples, exact, mixture if exact else None, args)
     lines = [f"# probinfer steer: {args.method} on {args.prior}", "",
              f"Reward {what}, temperature {args.temperature}, {args.num_particles} particles, "
              f"{args.num_steps} steps, seed {args.seed}.", "", "| quantity | value |",
@@ -341,33 +371,42 @@ def _steer(args) -> int:
     lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
               for k, v in report.items()
               if k in ("mean_reward", "exact_mean_reward", "ess", "log_evidence",
-                       "exact_log_evidence", "nfe", "num_reward_evaluations", "seconds")]
-    lines += ["", f"Samples: `samples.npz` (`probinfer.Result.load`); figure: `{figure}`.", ""]
+                       "exact_log_evidence", "nfe", "num_reward_evaluations",
+                       "num_unscored_samples", "seconds")]
+    lines += ["", "Files: " + ", ".join(f"`{name}`" for name in written)
+              + " (`samples.npz`: `probinfer.Result.load`).", ""]
     (out / "report.md").write_text("\n".join(lines))
     say(f"  mean reward {report['mean_reward']:.3f}"
         + (f" (exact {report['exact_mean_reward']:.3f})" if "exact_mean_reward" in report
            else "") + f"; ESS {report['ess']:.1f}; NFE {report['nfe']}; {seconds:.1f} s")
-    say(f"  wrote {out / 'samples.npz'}, {out / figure}, {out / 'report.json'}, "
-        f"{out / 'report.md'}")
+    say("  wrote " + ", ".join(str(out / name) for name in
+                               written + ["report.json", "report.md"]))
     return 0
 
 
-def _steer_figure(out, res, samples, exact, mixture, args) -> str:
+def _steer_figure(out, res, exact, mixture, args) -> str:
+    """Particles over the exact density (gmm-2d), an image grid, or the reward traces."""
     import matplotlib
     matplotlib.use("Agg")
     import jax.numpy as jnp
     import matplotlib.pyplot as plt
+    import numpy as np
 
     import probinfer as pi
 
+    samples = np.asarray(res.samples)
     if exact:
         target, _ = mixture.tilt_linear(jnp.array([1.0 / max(args.temperature, 1e-6), 0.0]), 1.0)
         fig = pi.plot.plot_particles_2d(target, res)
         fig.axes[0].set_title(f"{args.method}: particles over the exact tilted density",
                               fontsize=9)
-    else:
+    elif samples.ndim == 4 and np.issubdtype(samples.dtype, np.floating):
         fig = pi.plot.plot_image_grid(samples[:24], vmin=-1, vmax=1)
         fig.suptitle(f"{args.method} on {args.prior} towards {args.target}", fontsize=9)
+    else:
+        fig = pi.plot.plot_rewards(res)
+        fig.axes[0].set_title(f"{args.method} on {args.prior}, reward {args.reward}",
+                              fontsize=9)
     name = "samples.png"
     fig.savefig(out / name, dpi=110)
     plt.close(fig)
@@ -429,11 +468,13 @@ def _parser() -> argparse.ArgumentParser:
     steer = sub.add_parser("steer", parents=[quiet],
                            help="steer a shipped (or the built-in exact) prior with a reward",
                            description="Steer a prior with a reward and write samples.npz, "
-                           "samples.png, report.json and report.md. Priors: the zoo's "
-                           f"diffusion models and {EXACT_PRIOR!r} (an exact 2-D mixture); "
-                           f"rewards: the zoo's classifiers (log p(--target | x)) and "
-                           f"{EXACT_REWARD!r} (r(x) = x_1, for {EXACT_PRIOR!r}, whose "
-                           "exact answer is reported).")
+                           "samples.png (samples.txt for sequences), report.json and "
+                           "report.md. Priors: the zoo's diffusion models (images, "
+                           f"sequences) and {EXACT_PRIOR!r} (an exact 2-D mixture); rewards: "
+                           "the zoo's classifiers (log p(--target | x)) and oracles, and "
+                           f"{EXACT_REWARD!r} (r(x) = x_1, for {EXACT_PRIOR!r}, whose exact "
+                           "answer is reported). A wrong pair is refused with the rewards "
+                           "that fit the prior.")
     steer.add_argument("--prior", default="digits-ddpm", help="prior name (see above)")
     steer.add_argument("--reward", default="digits-classifier", help="reward name")
     steer.add_argument("--method", choices=METHODS, default="fk",

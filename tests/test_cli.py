@@ -89,13 +89,28 @@ def test_steer_zoo_prior_with_zoo_reward(tmp_path, capsys):
         main(["steer", "--target", "11", "--num-steps", "2", "--out", str(out)])
 
 
+@pytest.mark.torch
+def test_steer_sequence_prior_with_an_oracle(tmp_path):
+    out = tmp_path / "lac"
+    assert main(["-q", "steer", "--prior", "lac-promoter-mdm", "--reward", "lac-expression",
+                 "--method", "best-of-n", "--num-steps", "3", "--num-particles", "4",
+                 "--samples", "2", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    rows = (out / "samples.txt").read_text().splitlines()
+    assert report["num_samples"] == 2 and len(rows) == 3 and "target" not in report
+    assert set(rows[1].split("\t")[2]) <= set("ACGT")       # decoded DNA
+    with pytest.raises(SystemExit, match="rewards that fit it: lac-expression"):
+        main(["steer", "--prior", "lac-promoter-mdm", "--reward", "digits-classifier"])
+
+
 @pytest.mark.parametrize("argv, message", [
     (["stear"], "did you mean 'steer'"),
     (["steer", "--method", "svd"], "did you mean 'svdd'"),
     (["steer", "--prior", "gmm2d"], "unknown prior 'gmm2d'; did you mean 'gmm-2d'"),
     (["steer", "--prior", "gmm-2d", "--reward", "first-coordinat"],
      "unknown reward 'first-coordinat'; did you mean 'first-coordinate'"),
-    (["steer", "--prior", "gmm-2d", "--reward", "digits-classifier"], "does not fit the prior"),
+    (["steer", "--prior", "gmm-2d", "--reward", "digits-classifier"],
+     "does not fit the prior 'gmm-2d' (rewards that fit it: first-coordinate)"),
     (["steer", "--prior", "gmm-2d", "--reward", "first-coordinate", "--num-particles", "0"],
      "--num-particles must be >= 1"),
     (["steer", "--prior", "gmm-2d", "--reward", "first-coordinate", "--temperature", "0"],
