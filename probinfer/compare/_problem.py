@@ -257,6 +257,8 @@ class Problem:
         log_evidence_reference : optional ``(log Z, standard error)`` adding the quantity
             ``log_evidence``.
 
+        Notes
+        -----
         Quantities ``mean:<name>`` and ``sd:<name>`` (weighted moments of the constrained
         draws). Inputs: ``pm`` (the :func:`~probinfer.from_numpyro` model), ``model``,
         ``args``, ``kwargs``.
