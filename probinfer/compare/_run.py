@@ -60,7 +60,9 @@ def run(key, problem: Problem, methods: Sequence[Method], num_replicates: int,
     -------
     pandas.DataFrame, one row per (method, budget, replicate, quantity) with the columns
     ``COLUMNS``; failed runs have ``failed=True``, NaN estimates and their error in
-    ``message``. ``df.attrs`` records the seed, problem, methods and settings, execution
+    ``message``. ``wall_time`` is seconds per replicate: in a batched cell the batched call
+    (compilation included) divided by ``R``; methods with ``cost="wall_time"`` run in a
+    loop after one untimed warm-up run. ``df.attrs`` records the seed, problem, methods and settings, execution
     mode per cell (``vmap`` or ``loop``), library versions and the machine.
 
     Example
