@@ -11,6 +11,7 @@ from probinfer import kernels
 from probinfer import steer
 from probinfer.targets import from_numpyro
 from probinfer.result import Result
+from probinfer._checkpoint import Checkpoint
 from probinfer._progress import progress_enabled, set_progress
 from probinfer.targets import (Gaussian, GaussianMixture, GeometricPath, Target, from_logdensity,
                                geometric_path, tilt)
@@ -30,4 +31,5 @@ def __getattr__(name):
 
 __all__ = ["Target", "from_logdensity", "tilt", "geometric_path", "GeometricPath", "Gaussian",
            "GaussianMixture", "Result", "smc", "ssm", "steer", "particles", "diagnostics",
-           "diffusion", "zoo", "kernels", "from_numpyro", "set_progress", "progress_enabled"]
+           "diffusion", "zoo", "kernels", "from_numpyro", "set_progress", "progress_enabled",
+           "Checkpoint"]

@@ -13,6 +13,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Callable, Hashable
 
+import numpy as np
+import jax
+
 from probinfer._random import as_key, fast_key
 
 MAX_ENTRIES = 16
@@ -41,3 +44,66 @@ def runner_key(key):
     """A user's key (a typed key, a legacy ``uint32`` key or an int seed) as the key the
     compiled runs consume: same bits, faster generation on CPU (see :mod:`probinfer._random`)."""
     return fast_key(as_key(key))
+
+
+def _is_numbers(value) -> bool:
+    """Whether ``value`` is a non-empty pytree whose every leaf is an array."""
+    leaves = jax.tree_util.tree_leaves(value)
+    return bool(leaves) and all(isinstance(leaf, (jax.Array, np.ndarray)) for leaf in leaves)
+
+
+class _Static:
+    """The non-array attributes of an object: compared by value where they are hashable,
+    by identity where they are not (a torch module, a list), so that equal structure means
+    one compiled program."""
+
+    __slots__ = ("cls", "items", "_key")
+
+    def __init__(self, cls, items):
+        self.cls, self.items = cls, items
+        key = []
+        for name, value in items:
+            try:
+                hash(value)
+                key.append((name, value))
+            except TypeError:
+                key.append((name, id(value)))
+        self._key = (cls, tuple(key))
+
+    def __eq__(self, other):
+        return isinstance(other, _Static) and self._key == other._key
+
+    def __hash__(self):
+        return hash(self._key)
+
+
+def numbers_as_leaves(cls):
+    """Register ``cls`` as a JAX pytree whose array-valued attributes are leaves and whose
+    other attributes are static structure.
+
+    An instance passed to a compiled runner then has its numbers (parameters, data) traced
+    and its structure (Python scalars, sizes, functions) static: rebuilding the object with
+    new numbers of the same shapes reuses the compiled program, where an object closed over
+    or passed as a static argument recompiles. Compile caches stored on the object
+    (:func:`cached`) are left out. Instances are rebuilt without calling ``__init__``.
+    """
+
+    def flatten(obj):
+        items = [(k, v) for k, v in vars(obj).items() if k not in _NOT_STATE]
+        numbers = tuple((k, v) for k, v in items if _is_numbers(v))
+        static = tuple((k, v) for k, v in items if not _is_numbers(v))
+        return tuple(v for _, v in numbers), (tuple(k for k, _ in numbers),
+                                              _Static(type(obj), static))
+
+    def unflatten(aux, children):
+        names, static = aux
+        obj = object.__new__(static.cls)
+        obj.__dict__.update(static.items)
+        obj.__dict__.update(zip(names, children))
+        return obj
+
+    jax.tree_util.register_pytree_node(cls, flatten, unflatten)
+    return cls
+
+
+_NOT_STATE = frozenset({_ATTRIBUTE, "_compiled", "_compiled_exact"})

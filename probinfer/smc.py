@@ -10,8 +10,10 @@ from probinfer.particles.tempered import (TemperedInfo, TemperedParticles, Tempe
                                           tempered, tempered_scan, tempering_model,
                                           tempering_params)
 from probinfer.particles.replicate import replicate
+from probinfer._checkpoint import Checkpoint
 
-__all__ = ["replicate", "FeynmanKac", "SMCState", "SMCInfo", "init", "step", "scan", "run",
+__all__ = ["replicate", "Checkpoint", "FeynmanKac", "SMCState", "SMCInfo", "init", "step",
+           "scan", "run",
            "ResamplingPolicy", "always", "never", "ess_below", "every", "at_steps",
            "tempered", "tempered_scan", "tempering_model", "tempering_params",
            "TemperedState", "TemperedParticles", "TemperedInfo"]

@@ -22,6 +22,7 @@ is the convenience runner with validation, a progress bar and clear errors.
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 from typing import Callable, Hashable, NamedTuple
 
@@ -29,6 +30,8 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
+from probinfer import _checkpoint, _sharding
+from probinfer._checkpoint import Checkpoint
 from probinfer._progress import PROGRESS_THRESHOLD, chunked_scan, progress_enabled
 from probinfer._random import as_key, fast_key
 from probinfer._types import Array, PRNGKey, PyTree
@@ -74,6 +77,13 @@ class FeynmanKac:
     Notes
     -----
     ``t`` is a traced integer inside compiled runs.
+
+    Compile once: a model is a JAX pytree. Plain functions are structure (static: the
+    compiled run is reused only for the same function objects, or the same ``cache_key``);
+    functions given as :class:`jax.tree_util.Partial` carry their arguments as numbers
+    (traced). A model rebuilt with new data of the same shapes, with its functions written
+    as ``Partial(fn, data)`` for a module-level ``fn``, reuses the compiled run (this is how
+    :func:`probinfer.ssm.bootstrap` and :func:`probinfer.ssm.guided` are built).
     """
 
     init: Callable[[PRNGKey, int], PyTree]
@@ -107,6 +117,59 @@ class FeynmanKac:
         if self.cache_key is None:
             return id(self)
         return hash((type(self), self.num_steps, self.cache_key))
+
+
+_FUNCTIONS = ("init", "move", "log_potential", "summary", "adapt", "done")
+
+
+def _carries_numbers(fn) -> bool:
+    """Whether a model function is a pytree node (a ``Partial``): its arguments are traced."""
+    return fn is not None and not jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(fn))
+
+
+class _ModelStructure:
+    """The static part of a :class:`FeynmanKac`: equal structures share a compiled run."""
+
+    __slots__ = ("functions", "num_steps", "cache_key", "traced")
+
+    def __init__(self, functions, num_steps, cache_key, traced):
+        self.functions, self.num_steps = functions, num_steps
+        self.cache_key, self.traced = cache_key, traced
+
+    def _signature(self):
+        functions = (self.cache_key if self.cache_key is not None
+                     else tuple(id(fn) for fn in self.functions))
+        return self.num_steps, self.traced, functions
+
+    def __eq__(self, other):
+        if not isinstance(other, _ModelStructure) or self._signature() != other._signature():
+            return False
+        # Identity, not ids alone: an id can be reused once its function is freed.
+        return self.cache_key is not None or all(
+            a is b for a, b in zip(self.functions, other.functions))
+
+    def __hash__(self):
+        return hash(self._signature())
+
+
+def _flatten_model(fk):
+    fns = tuple(getattr(fk, name) for name in _FUNCTIONS)
+    traced = tuple(_carries_numbers(fn) for fn in fns)
+    children = tuple(fn if t else None for fn, t in zip(fns, traced))
+    static = tuple(None if t else fn for fn, t in zip(fns, traced))
+    return children, _ModelStructure(static, fk.num_steps, fk.cache_key, traced)
+
+
+def _unflatten_model(structure, children):
+    fk = object.__new__(FeynmanKac)
+    for name, child, fn, t in zip(_FUNCTIONS, children, structure.functions, structure.traced):
+        object.__setattr__(fk, name, child if t else fn)
+    object.__setattr__(fk, "num_steps", structure.num_steps)
+    object.__setattr__(fk, "cache_key", structure.cache_key)
+    return fk
+
+
+jax.tree_util.register_pytree_node(FeynmanKac, _flatten_model, _unflatten_model)
 
 
 class SMCState(NamedTuple):
@@ -195,20 +258,23 @@ def _call(fk, fn, params, *args):
 
 
 def init(key: PRNGKey, fk: FeynmanKac, num_particles: int, params: PyTree = None,
-         keep_ancestors: bool = False) -> tuple[SMCState, SMCInfo]:
+         keep_ancestors: bool = False, mesh=None) -> tuple[SMCState, SMCInfo]:
     """Draw ``X_0 ~ M_0`` and weight by ``G_0``. Returns the state and the step-0 info.
 
     ``params`` is the initial value of the adapted parameters (models with ``adapt``);
-    ``keep_ancestors``: record ``info.ancestors`` (else ``None``, see :func:`run`).
+    ``keep_ancestors``: record ``info.ancestors`` (else ``None``, see :func:`run`);
+    ``mesh``: a one-axis :class:`jax.sharding.Mesh` splitting the particles (see :func:`run`).
     """
     x0 = fk.init(key, num_particles)
     _check_initial_particles(x0, num_particles)
+    x0 = _sharding.shard_particles(x0, mesh, num_particles)
     t0 = jnp.asarray(0, jnp.int32)
     uniform = weights.uniform(num_particles)
     if fk.adapt is not None:
         params = fk.adapt(params, x0, uniform, t0)
     log_g = jnp.asarray(_call(fk, fk.log_potential, params, None, x0, t0))
     _check_potential_shape(log_g, num_particles)
+    log_g = _sharding.replicate(log_g, mesh)
     log_weights, increment, bad, ess = _reweight(uniform.astype(log_g.dtype), log_g)
     state = SMCState(x0, log_weights, increment, t0, ess, params)
     ancestors = jnp.arange(num_particles, dtype=jnp.int32) if keep_ancestors else None
@@ -226,11 +292,13 @@ def resample_particles(key: PRNGKey, particles: PyTree, log_weights: Array,
 
 
 def step(key: PRNGKey, state: SMCState, fk: FeynmanKac, resampler: Resampler,
-         policy: ResamplingPolicy, keep_ancestors: bool = False) -> tuple[SMCState, SMCInfo]:
+         policy: ResamplingPolicy, keep_ancestors: bool = False, mesh=None
+         ) -> tuple[SMCState, SMCInfo]:
     """One SMC step ``t = state.step + 1``: decide → resample → move → reweight.
 
     ``keep_ancestors``: report the step's ancestor indices in ``info.ancestors`` (else
-    ``None``: a run that stacks its infos then keeps O(T) numbers, not a T × N genealogy).
+    ``None``: a run that stacks its infos then keeps O(T) numbers, not a T × N genealogy);
+    ``mesh``: a one-axis :class:`jax.sharding.Mesh` splitting the particles (see :func:`run`).
     """
     resample_key, move_key = jax.random.split(key)
     t = state.step + 1
@@ -246,21 +314,24 @@ def step(key: PRNGKey, state: SMCState, fk: FeynmanKac, resampler: Resampler,
         return state.particles, state.log_weights, jnp.arange(num, dtype=jnp.int32)
 
     x_prev, log_w_prev, ancestors = jax.lax.cond(do_resample, with_resampling, without, None)
+    x_prev = _sharding.shard_particles(x_prev, mesh, num)
     x = _call(fk, fk.move, state.params, move_key, x_prev, t)
     _check_moved_particles(x, x_prev)
+    x = _sharding.shard_particles(x, mesh, num)
     params = state.params
     if fk.adapt is not None:
         params = fk.adapt(params, x, log_w_prev, t)
     log_g = jnp.asarray(_call(fk, fk.log_potential, params, x_prev, x, t))
     _check_potential_shape(log_g, num)
+    log_g = _sharding.replicate(log_g, mesh)
     log_weights, increment, bad, ess = _reweight(log_w_prev, log_g)
     new_state = SMCState(x, log_weights, state.log_evidence + increment, t, ess, params)
     return new_state, SMCInfo(ess, do_resample, ancestors if keep_ancestors else None,
                               increment, bad, _summary(fk, x, log_weights, t), params)
 
 
-def _scan_steps(keys, state, fk, resampler, policy, keep_ancestors=False):
-    return jax.lax.scan(lambda s, k: step(k, s, fk, resampler, policy, keep_ancestors),
+def _scan_steps(keys, state, fk, resampler, policy, keep_ancestors=False, mesh=None):
+    return jax.lax.scan(lambda s, k: step(k, s, fk, resampler, policy, keep_ancestors, mesh),
                         state, keys)
 
 
@@ -276,22 +347,22 @@ def _running(fk, state):
     return ~jnp.asarray(fk.done(state)) & (state.step < fk.num_steps - 1) & finite
 
 
-def _while_steps(keys, state, info0, fk, resampler, policy, keep_ancestors):
+def _while_steps(keys, state, info0, fk, resampler, policy, keep_ancestors, mesh):
     buffer = jax.tree_util.tree_map(
         lambda leaf: jnp.zeros((fk.num_steps,) + leaf.shape, leaf.dtype).at[0].set(leaf),
         info0)
 
     def body(carry):
         s, buf = carry
-        new, info = step(keys[s.step + 1], s, fk, resampler, policy, keep_ancestors)
+        new, info = step(keys[s.step + 1], s, fk, resampler, policy, keep_ancestors, mesh)
         return new, jax.tree_util.tree_map(lambda b, v: b.at[new.step].set(v), buf, info)
 
     return jax.lax.while_loop(lambda carry: _running(fk, carry[0]), body, (state, buffer))
 
 
 def scan(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampler: Resampler,
-         policy: ResamplingPolicy, params: PyTree = None, keep_ancestors: bool = False
-         ) -> tuple[SMCState, SMCInfo]:
+         policy: ResamplingPolicy, params: PyTree = None, keep_ancestors: bool = False,
+         mesh=None) -> tuple[SMCState, SMCInfo]:
     """The whole run as one pure function (``jit``/``vmap`` it, e.g. over replicate keys).
 
     Returns the final state and the per-step infos stacked along a leading step axis of
@@ -300,30 +371,38 @@ def scan(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampler: Resampler,
     (the rest are zeros). No input validation or error reporting: :func:`run` adds those.
     """
     keys = jax.random.split(key, fk.num_steps)
-    state, info0 = init(keys[0], fk, num_particles, params, keep_ancestors)
+    state, info0 = init(keys[0], fk, num_particles, params, keep_ancestors, mesh)
     if fk.done is not None:
-        return _while_steps(keys, state, info0, fk, resampler, policy, keep_ancestors)
-    state, infos = _scan_steps(keys[1:], state, fk, resampler, policy, keep_ancestors)
+        return _while_steps(keys, state, info0, fk, resampler, policy, keep_ancestors, mesh)
+    state, infos = _scan_steps(keys[1:], state, fk, resampler, policy, keep_ancestors, mesh)
     return state, _stack(info0, infos)
 
 
-_init_jit = jax.jit(init, static_argnames=("fk", "num_particles", "keep_ancestors"))
-_step_jit = jax.jit(step, static_argnames=("fk", "resampler", "keep_ancestors"))
-_scan_steps_jit = jax.jit(_scan_steps, static_argnames=("fk", "resampler", "keep_ancestors"))
-_scan_jit = jax.jit(scan, static_argnames=("fk", "num_particles", "resampler",
-                                           "keep_ancestors"))
+# The model is a traced argument (a pytree: its Partial functions' numbers are leaves, the
+# rest is structure), so a model rebuilt with new data of the same shapes reuses the run.
+_init_jit = jax.jit(init, static_argnames=("num_particles", "keep_ancestors", "mesh"))
+_step_jit = jax.jit(step, static_argnames=("resampler", "keep_ancestors", "mesh"))
+_scan_steps_jit = jax.jit(_scan_steps, static_argnames=("resampler", "keep_ancestors", "mesh"))
+_scan_jit = jax.jit(scan, static_argnames=("num_particles", "resampler", "keep_ancestors",
+                                           "mesh"))
 
 
 def execute(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampler: Resampler,
             policy: ResamplingPolicy, params: PyTree = None, progress_bar: bool | None = None,
-            desc: str = "SMC", keep_ancestors: bool = False) -> tuple[SMCState, SMCInfo]:
+            desc: str = "SMC", keep_ancestors: bool = False,
+            checkpoint: Checkpoint | None = None, resume_from=None, mesh=None
+            ) -> tuple[SMCState, SMCInfo]:
     """Compiled run shared by every runner: returns the final state and the infos of the
     steps actually taken. No validation and no error reporting (see :func:`check_run`).
 
     Without a progress bar the whole run is one compiled call. With one, a fixed-length
     model runs in compiled chunks and a model with ``done`` one compiled step at a time;
-    the per-step keys are the same in every mode.
+    the per-step keys are the same in every mode. With ``checkpoint`` or ``resume_from``
+    the run goes in chunks of ``checkpoint.every`` steps, saving after each (no bar).
     """
+    if checkpoint is not None or resume_from is not None:
+        return _execute_checkpointed(fast_key(key), fk, num_particles, resampler, policy,
+                                     params, keep_ancestors, checkpoint, resume_from, mesh)
     if progress_bar is None:
         progress_bar = fk.done is None and fk.num_steps > PROGRESS_THRESHOLD
     # A hidden bar takes the one-compiled-call path (the switch in probinfer._progress).
@@ -332,15 +411,19 @@ def execute(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampler: Resampl
     key = fast_key(key)
     if not progress_bar or fk.num_steps == 1:
         state, info = _scan_jit(key, fk, num_particles, resampler, policy, params,
-                                keep_ancestors)
+                                keep_ancestors, mesh)
         if fk.done is not None:
-            info = jax.tree_util.tree_map(lambda leaf: leaf[:int(state.step) + 1], info)
+            # Sliced on the host: an eager slice would compile once per number of steps.
+            steps = int(state.step) + 1
+            info = jax.tree_util.tree_map(
+                lambda leaf: jax.device_put(np.asarray(leaf)[:steps], leaf.sharding), info)
         return state, info
     keys = jax.random.split(key, fk.num_steps)
-    state, info0 = _init_jit(keys[0], fk, num_particles, params, keep_ancestors)
+    state, info0 = _init_jit(keys[0], fk, num_particles, params, keep_ancestors, mesh)
     if fk.done is None:
         state, rest = chunked_scan(
-            lambda chunk, s: _scan_steps_jit(chunk, s, fk, resampler, policy, keep_ancestors),
+            lambda chunk, s: _scan_steps_jit(chunk, s, fk, resampler, policy, keep_ancestors,
+                                             mesh),
             state, keys[1:], True, desc=desc, initial=1)
         return state, _stack(info0, rest)
     from probinfer._progress import tqdm
@@ -349,10 +432,60 @@ def execute(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampler: Resampl
         bar.update(1)
         while bool(_running(fk, state)):
             state, info = _step_jit(keys[int(state.step) + 1], state, fk, resampler, policy,
-                                    keep_ancestors)
+                                    keep_ancestors, mesh)
             infos.append(info)
             bar.update(1)
     return state, jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *infos)
+
+
+def _key_bits(key) -> list:
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return np.asarray(key).tolist()
+
+
+def _execute_checkpointed(key, fk, num_particles, resampler, policy, params, keep_ancestors,
+                          checkpoint, resume_from, mesh):
+    """:func:`execute` in chunks of ``checkpoint.every`` steps with the same per-step keys,
+    saving the state and the infos so far after each chunk; or continuing a saved run."""
+    keys = jax.random.split(key, fk.num_steps)
+    header = {"num_particles": num_particles, "num_steps": fk.num_steps,
+              "key": _key_bits(key), "keep_ancestors": bool(keep_ancestors)}
+    if resume_from is None:
+        state, info0 = _init_jit(keys[0], fk, num_particles, params, keep_ancestors, mesh)
+        infos = jax.tree_util.tree_map(lambda leaf: leaf[None], info0)
+    else:
+        like = jax.eval_shape(lambda k: init(k, fk, num_particles, params, keep_ancestors),
+                              keys[0])
+        (state, infos), _ = _checkpoint.load(resume_from, like, header)
+        state, infos = jax.tree_util.tree_map(jnp.asarray, (state, infos))
+    every = fk.num_steps if checkpoint is None else checkpoint.every
+    pieces = [infos]
+
+    def save(state):
+        if checkpoint is not None:
+            infos = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *pieces)
+            pieces[:] = [infos]
+            _checkpoint.save(checkpoint.path, (state, infos),
+                             dict(header, step=int(state.step)))
+
+    if fk.done is None:
+        t = int(state.step)
+        while t < fk.num_steps - 1:
+            stop = min(t + every, fk.num_steps - 1)
+            state, rest = _scan_steps_jit(keys[t + 1:stop + 1], state, fk, resampler, policy,
+                                          keep_ancestors, mesh)
+            pieces.append(rest)
+            t = stop
+            save(state)
+    else:
+        while bool(_running(fk, state)):
+            state, info = _step_jit(keys[int(state.step) + 1], state, fk, resampler, policy,
+                                    keep_ancestors, mesh)
+            pieces.append(jax.tree_util.tree_map(lambda leaf: leaf[None], info))
+            if int(state.step) % every == 0 or not bool(_running(fk, state)):
+                save(state)
+    return state, jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *pieces)
 
 
 def _policy_from(policy, ess_threshold, num_steps) -> ResamplingPolicy:
@@ -414,7 +547,8 @@ def warn_on_collapse(ess, num_particles: int, advice: str) -> None:
 def run(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampling="systematic",
         ess_threshold: float = 0.5, policy=None, final_resample: bool = False,
         progress_bar: bool | None = None, params: PyTree = None,
-        keep_ancestors: bool = False) -> Result:
+        keep_ancestors: bool = False, checkpoint: Checkpoint | None = None,
+        resume_from=None, mesh=None) -> Result:
     """Run SMC on a Feynman–Kac model.
 
     Parameters
@@ -435,6 +569,19 @@ def run(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampling="systematic
         int32: the genealogy that :func:`probinfer.ssm.lineages` and
         :func:`probinfer.ssm.trajectories` read). Off by default, so a run's memory is
         ``O(N + T)`` rather than ``O(N T)``; ``info.ancestors`` is then ``None``.
+    checkpoint : a :class:`probinfer.Checkpoint` ``(path, every=k)``: save the state and
+        the infos so far to ``path`` (``.npz``) every ``k`` steps and at the end. The file is
+        replaced atomically, so an interrupted run (Ctrl-C, a preempted job) keeps its last
+        complete checkpoint. No progress bar is shown.
+    resume_from : path of a checkpoint of this run (same key, model, ``num_particles`` and
+        settings): continue from its step. The result equals the uninterrupted run's.
+        Raises ``ValueError`` when the file belongs to another run (a different key, size
+        or state structure; the model's functions cannot be compared, keep them the same).
+    mesh : a :class:`jax.sharding.Mesh` with one axis (any name): the particles are split
+        along it over its devices (``num_particles`` a multiple of their number); the
+        log-weights (one float per particle) are gathered on every device, so weights,
+        evidence and resampling are global and computed in the single-device order: the same
+        key gives the single-device result. ``None``: one device. See ``docs/scaling.md``.
 
     Returns
     -------
@@ -465,8 +612,15 @@ def run(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampling="systematic
     num_particles = check_positive_int(num_particles, "num_particles")
     resampler = get_resampler(resampling)
     policy = _policy_from(policy, ess_threshold, fk.num_steps)
+    if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+        raise TypeError(f"checkpoint must be a probinfer.Checkpoint, got "
+                        f"{type(checkpoint).__name__}")
+    if resume_from is not None and not isinstance(resume_from, (str, os.PathLike)):
+        raise TypeError(f"resume_from must be a path, got {type(resume_from).__name__}")
+    mesh = _sharding.check_mesh(mesh, num_particles)
     state, info = execute(key, fk, num_particles, resampler, policy, params, progress_bar,
-                          keep_ancestors=keep_ancestors)
+                          keep_ancestors=keep_ancestors, checkpoint=checkpoint,
+                          resume_from=resume_from, mesh=mesh)
     check_run(info)
     warn_on_collapse(state.ess, num_particles,
                      "Use more particles, resample more often (policy=), or potentials that "

@@ -9,16 +9,27 @@ would dominate a bootstrap filter's cost). Observations ``y_0 .. y_{T-1}``; ``x_
 from __future__ import annotations
 
 import jax.numpy as jnp
+from jax.tree_util import Partial
 
+from probinfer._compile import numbers_as_leaves
 from probinfer._types import Array, PRNGKey
 from probinfer._validation import as_float_array, check_finite
 from probinfer.particles.smc import FeynmanKac
 
 
 class StateSpaceModel:
-    """Interface of a state-space model (all methods batched over a leading particle axis)."""
+    """Interface of a state-space model (all methods batched over a leading particle axis).
+
+    Every subclass is a JAX pytree whose array attributes are its numbers (traced) and
+    whose other attributes are structure (static), so filters of models rebuilt with new
+    parameter arrays of the same shapes share one compiled run.
+    """
 
     state_dim: int
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        numbers_as_leaves(cls)
 
     def sample_initial(self, key: PRNGKey, num: int) -> Array:
         raise NotImplementedError
@@ -37,7 +48,14 @@ class StateSpaceModel:
 
 
 class Proposal:
-    """A proposal ``q_0(x_0 | y_0)``, ``q_t(x_t | x_{t-1}, y_t)`` for a guided filter (batched)."""
+    """A proposal ``q_0(x_0 | y_0)``, ``q_t(x_t | x_{t-1}, y_t)`` for a guided filter (batched).
+
+    Subclasses are pytrees like :class:`StateSpaceModel` subclasses.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        numbers_as_leaves(cls)
 
     def sample_initial(self, key: PRNGKey, y: Array, num: int) -> Array:
         raise NotImplementedError
@@ -84,10 +102,41 @@ def bootstrap(ssm: StateSpaceModel, observations, summary=None) -> FeynmanKac:
     """
     ys = _check_observations(ssm, observations)
     return FeynmanKac(
-        init=ssm.sample_initial,
-        move=ssm.sample_transition,
-        log_potential=lambda x_prev, x, t: ssm.observation_log_density(x, ys[t], t),
+        init=Partial(_initial, ssm), move=Partial(_transition, ssm),
+        log_potential=Partial(_observation_log_density, ssm, ys),
         num_steps=ys.shape[0], summary=summary)
+
+
+# The filters' functions are module-level and bound with Partial, so the model and the
+# observations are traced numbers: a filter rebuilt on new data reuses the compiled run
+# (pass the same summary function object too).
+def _initial(ssm, key, num):
+    return ssm.sample_initial(key, num)
+
+
+def _transition(ssm, key, x_prev, t):
+    return ssm.sample_transition(key, x_prev, t)
+
+
+def _observation_log_density(ssm, ys, x_prev, x, t):
+    return ssm.observation_log_density(x, ys[t], t)
+
+
+def _guided_initial(ssm, proposal, ys, key, num):
+    return proposal.sample_initial(key, ys[0], num)
+
+
+def _guided_move(ssm, proposal, ys, key, x_prev, t):
+    return proposal.sample(key, x_prev, ys[t], t)
+
+
+def _guided_log_potential(ssm, proposal, ys, x_prev, x, t):
+    if x_prev is None:
+        return (ssm.initial_log_density(x) + ssm.observation_log_density(x, ys[0], 0)
+                - proposal.initial_log_density(x, ys[0]))
+    return (ssm.transition_log_density(x_prev, x, t)
+            + ssm.observation_log_density(x, ys[t], t)
+            - proposal.log_density(x_prev, x, ys[t], t))
 
 
 def guided(ssm: StateSpaceModel, observations, proposal: Proposal,
@@ -99,19 +148,10 @@ def guided(ssm: StateSpaceModel, observations, proposal: Proposal,
     if not isinstance(proposal, Proposal):
         raise TypeError(f"proposal must be a probinfer.ssm.Proposal, got "
                         f"{type(proposal).__name__}")
-
-    def log_potential(x_prev, x, t):
-        if x_prev is None:
-            return (ssm.initial_log_density(x) + ssm.observation_log_density(x, ys[0], 0)
-                    - proposal.initial_log_density(x, ys[0]))
-        return (ssm.transition_log_density(x_prev, x, t)
-                + ssm.observation_log_density(x, ys[t], t)
-                - proposal.log_density(x_prev, x, ys[t], t))
-
+    parts = (ssm, proposal, ys)
     return FeynmanKac(
-        init=lambda key, n: proposal.sample_initial(key, ys[0], n),
-        move=lambda key, x_prev, t: proposal.sample(key, x_prev, ys[t], t),
-        log_potential=log_potential,
+        init=Partial(_guided_initial, *parts), move=Partial(_guided_move, *parts),
+        log_potential=Partial(_guided_log_potential, *parts),
         num_steps=ys.shape[0], summary=summary)
 
 
