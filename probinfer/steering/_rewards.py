@@ -11,9 +11,17 @@ by every runner with the step and the count. With ``invalid_reward="reject"`` a 
 counts as ``-inf`` (the sample gets zero weight, is never selected) and the runners count
 such samples in their ``info``; design loops with RDKit or simulators, where some candidates
 cannot be scored, need this.
+
+Host rewards on a cluster: ``host_reward(fn, executor=...)`` takes any
+:class:`concurrent.futures.Executor` (a process pool, ``dask.distributed``'s
+``client.get_executor()``, Ray's executor) and scores each batch in chunks spread over it;
+we use the standard executor interface rather than a scheduler of our own so that any of
+them plugs in without code changes.
 """
 
 from __future__ import annotations
+
+import concurrent.futures
 
 import numpy as np
 import jax
@@ -22,6 +30,7 @@ import jax.numpy as jnp
 from probinfer.particles.weights import log_mean_exp
 
 INVALID_REWARD_POLICIES = ("raise", "reject")
+CHUNK_ERROR_POLICIES = ("raise", "nan")
 
 _TRACING_ERRORS = (jax.errors.TracerBoolConversionError, jax.errors.TracerArrayConversionError,
                    jax.errors.TracerIntegerConversionError, jax.errors.ConcretizationTypeError)
@@ -40,30 +49,84 @@ class HostReward:
     is kept and re-raised, with its own type and message, by the runner that made the call
     (JAX itself would only report an internal callback error).
 
+    With ``executor`` (any :class:`concurrent.futures.Executor`), each batch is split into
+    chunks of at most ``chunk_size`` samples, submitted together, and the rewards put back in
+    order, so the result equals the in-process call's. A chunk that fails (an exception,
+    a lost worker, a wrong shape) is submitted once more; if it fails again,
+    ``on_chunk_error="raise"`` (default) re-raises its exception through the runner as
+    above, and ``"nan"`` gives that chunk's samples NaN rewards, which the runners' own
+    ``invalid_reward`` policy then handles (``"raise"``: an error naming the count;
+    ``"reject"``: zero weight), so one bad chunk never loses the rest of the batch.
+    ``num_retries`` counts resubmitted chunks, ``num_failed_chunks`` chunks given NaN.
+    With a process pool or a cluster, ``fn`` must be picklable (a module-level function).
+
     Example
     -------
     >>> import numpy as np, probinfer as pi
     >>> reward = pi.steer.host_reward(lambda xs: -np.sum(xs ** 2, axis=-1))
     """
 
-    def __init__(self, fn, dtype=None):
+    def __init__(self, fn, dtype=None, executor=None, chunk_size: int = 256,
+                 on_chunk_error: str = "raise"):
         if not callable(fn):
             raise TypeError("fn must be a batched callable: samples (B, ...) -> rewards (B,)")
+        if executor is not None and not isinstance(executor, concurrent.futures.Executor):
+            raise TypeError(f"executor must be a concurrent.futures.Executor (a process pool, "
+                            f"dask's client.get_executor(), ...), got {type(executor).__name__}")
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
+                or chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        if on_chunk_error not in CHUNK_ERROR_POLICIES:
+            raise ValueError(f"on_chunk_error must be one of {CHUNK_ERROR_POLICIES}, got "
+                             f"{on_chunk_error!r}")
         self.fn = fn
         self.dtype = jnp.result_type(float) if dtype is None else dtype
+        self.executor, self.chunk_size = executor, int(chunk_size)
+        self.on_chunk_error = on_chunk_error
         self.num_calls = 0
         self.num_evaluations = 0
+        self.num_retries = 0
+        self.num_failed_chunks = 0
         self._error = None
+
+    def _checked(self, out, size):
+        out = np.asarray(out, dtype=self.dtype)
+        if out.shape != (size,):
+            raise ValueError(f"host reward must return shape ({size},) for a batch of {size} "
+                             f"samples, got {out.shape}")
+        return out
+
+    def _scatter(self, flat):
+        """Score ``flat`` in chunks on the executor: each chunk retried once on failure."""
+        starts = range(0, flat.shape[0], self.chunk_size)
+        chunks = [flat[i:i + self.chunk_size] for i in starts]
+        futures = [self.executor.submit(self.fn, chunk) for chunk in chunks]
+        outputs = []
+        for chunk, future in zip(chunks, futures):
+            try:
+                outputs.append(self._checked(future.result(), chunk.shape[0]))
+                continue
+            except Exception:
+                self.num_retries += 1
+            try:
+                outputs.append(self._checked(self.executor.submit(self.fn, chunk).result(),
+                                             chunk.shape[0]))
+            except Exception:
+                if self.on_chunk_error == "raise":
+                    raise
+                self.num_failed_chunks += 1
+                outputs.append(np.full(chunk.shape[0], np.nan, self.dtype))
+        return np.concatenate(outputs) if outputs else np.zeros(0, self.dtype)
 
     def _host(self, event_ndim, x):
         x = np.array(x)                       # a writable copy: JAX hands over read-only views
         batch_shape = x.shape[:x.ndim - event_ndim]
         flat = x.reshape((-1,) + x.shape[x.ndim - event_ndim:])
         try:
-            out = np.asarray(self.fn(flat), dtype=self.dtype)
-            if out.shape != (flat.shape[0],):
-                raise ValueError(f"host reward must return shape ({flat.shape[0]},) for a "
-                                 f"batch of {flat.shape[0]} samples, got {out.shape}")
+            if self.executor is None:
+                out = self._checked(self.fn(flat), flat.shape[0])
+            else:
+                out = self._scatter(flat)
         except Exception as exc:             # re-raised on the caller's side, see raise_pending
             if self._error is None:
                 self._error = exc
@@ -85,9 +148,15 @@ class HostReward:
                                  vmap_method="broadcast_all")
 
 
-def host_reward(fn, dtype=None) -> HostReward:
-    """Wrap a batched host reward ``fn(samples (B, ...)) -> (B,)``; see :class:`HostReward`."""
-    return HostReward(fn, dtype)
+def host_reward(fn, dtype=None, *, executor=None, chunk_size: int = 256,
+                on_chunk_error: str = "raise") -> HostReward:
+    """Wrap a batched host reward ``fn(samples (B, ...)) -> (B,)``; see :class:`HostReward`.
+
+    ``executor``: any :class:`concurrent.futures.Executor` to score each batch on, in chunks
+    of ``chunk_size`` samples; ``on_chunk_error``: ``"raise"`` or ``"nan"`` for a chunk that
+    fails twice.
+    """
+    return HostReward(fn, dtype, executor, chunk_size, on_chunk_error)
 
 
 def host_calls(reward) -> int:
