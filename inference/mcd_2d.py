@@ -132,7 +132,8 @@ def run_probinfer(pi, data, method, seed, budget):
 
     start = time.perf_counter()
     cf = pi.design.counterfactuals({"x1": 0.0, "x2": 0.0}, data, predict, {"O1": [1]},
-                                   NUM_COUNTERFACTUALS, key=seed, weights={"sparsity": 0.0}, method=method, budget=budget,
+                                   NUM_COUNTERFACTUALS, key=seed, weights={"sparsity": 0.0},
+                                   method=method, budget=budget,
                                    variables={"x1": pi.design.Real(-BOUND, BOUND),
                                               "x2": pi.design.Real(-BOUND, BOUND)})
     wall = time.perf_counter() - start

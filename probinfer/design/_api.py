@@ -81,7 +81,7 @@ def counterfactuals(query, data: pd.DataFrame, predict: Callable, targets,
     variables : ``{feature: Real(low, high) | Integer(...) | Categorical(options) |
         Binary()}`` overriding the types and bounds inferred from ``data``.
     population_size : NSGA-II population (default 100) or SMC particles (default
-        ``budget // 40`` within [64, 1000]).
+        ``budget // 60`` within [64, 1000]).
     max_lambda : SMC only: the final inverse temperature on the objectives.
     target_ess : SMC only: fraction of the ESS kept by each tempering step.
 
@@ -133,8 +133,8 @@ def counterfactuals(query, data: pd.DataFrame, predict: Callable, targets,
     if frozen_mask.all():
         raise ValueError("every feature is frozen: nothing can change")
     weights = _weights(weights, targets)
-    # SMC: about 40 predictions per particle leave room for ~20 tempering steps of two moves.
-    default_population = 100 if method == "nsga2" else int(np.clip(budget // 40, 64, 1000))
+    # SMC: 60 predictions per particle leave room for 15 tempering steps of two moves.
+    default_population = 100 if method == "nsga2" else int(np.clip(budget // 60, 64, 1000))
     population_size = check_positive_int(
         default_population if population_size is None else population_size,
         "population_size", minimum=4)

@@ -25,9 +25,10 @@ The first generation is the query and ``max(population_size, budget / 10)`` desi
 data set (with the frozen features set to the query's), of which the best
 ``population_size`` survive: on the 2-D problem the valid circle covers 0.65 % of the
 box, and a first generation of 100 data designs missed it in one of three seeds, after
-which the search converged on the far arcs. Objectives: proximity, sparsity, manifold distance (MCD's three) and
-the minimised outputs; the plausibility density enters the selection score instead (a
-fourth objective would dilute the selection pressure of the others).
+which the search converged on the far arcs. Objectives: proximity, sparsity, manifold
+distance (MCD's three) and the minimised outputs; the plausibility density enters the
+selection score instead (a fourth objective would dilute the selection pressure of the
+others).
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ The predictor is a host function: the log-likelihood calls it through
 ``jax.pure_callback`` (batched over the particles), so the compiled SMC loop runs
 unchanged. The budget fixes the number of particles, the moves per step and the largest
 number of tempering steps; when the budget ends before ``λ = max_lambda`` the particles
-target the ``λ`` reached, which the results report.
+target the ``λ`` reached, which the results report; when tempering reaches ``max_lambda``
+first the run stops there, with the rest of the budget unspent.
 """
 
 from __future__ import annotations
@@ -117,9 +118,11 @@ def run_smc(problem: DesignProblem, key, budget: int, num_particles: int, moves_
                                  z, vmap_method="expand_dims")
 
     kernel = repeat(rwm(), moves_per_step)
-    # Predictions per step: the particles' proposals of each move (the archive answers the
-    # re-evaluations of unchanged particles), plus the initial draws.
-    max_steps = max(2, 1 + (budget - num_particles) // (num_particles * moves_per_step))
+    # Predictions per step, at most: the proposals of each move, plus the move's evaluation
+    # of its starting points and the engine's of the moved points (the archive answers these
+    # unless the kernel's whitening round trip changed a point's last bits). The initial
+    # draws cost one prediction per particle.
+    max_steps = max(2, 1 + (budget - num_particles) // (num_particles * (moves_per_step + 2)))
     fk = tempering_model(GeometricPath(prior, log_likelihood), kernel, population_adaptation(),
                          max_steps=max_steps)
     params = tempering_params(kernel, jax.ShapeDtypeStruct((latent.dim,), jnp.float32),

@@ -96,7 +96,8 @@ def test_reported_objectives_match_their_definitions(nsga2_result):
     designs = cf[["a", "n", "c", "b"]]
     query = pd.DataFrame({k: [v] for k, v in QUERY.items()})
     space = pi.design.DesignSpace.from_data(_mixed_data(), extra_rows=query)
-    np.testing.assert_allclose(cf["proximity"], pi.design.gower_distance(designs, query, space)[:, 0])
+    np.testing.assert_allclose(cf["proximity"],
+                               pi.design.gower_distance(designs, query, space)[:, 0])
     np.testing.assert_array_equal(cf["sparsity"], pi.design.sparsity(designs, QUERY))
     assert [len(c) for c in cf["changed"]] == cf["sparsity"].tolist()
     assert (cf["n"] == np.round(cf["n"])).all() and cf["c"].isin(["x", "y", "z"]).all()
