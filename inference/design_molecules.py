@@ -144,7 +144,7 @@ def write(args, rows, examples, temperature, reward_sd, seconds):
         "",
         "## Reward",
         "",
-        "| method | NFE | QED median | QED p90 | QED mean | SA mean | logP mean | wall s / seed |",
+        "| method | NFE | QED median | QED p90 | QED mean | SA score mean (1 easy .. 10 hard) | logP mean | wall s / seed |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
