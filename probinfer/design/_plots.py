@@ -37,8 +37,11 @@ def plot_pareto(result: pd.DataFrame, x: str = "proximity", y: str = "manifold",
     prefix = f"{label}: " if label else ""
     ax.scatter(np.asarray(front[x], float), np.asarray(front[y], float), s=10, alpha=0.5,
                label=f"{prefix}Pareto front ({len(front)})")
-    ax.scatter(np.asarray(result[x], float), np.asarray(result[y], float), s=40,
-               marker="*", label=f"{prefix}selected ({len(result)})")
+    valid = result["valid"].to_numpy(bool)
+    for mask, marker, name in ((valid, "*", "selected"), (~valid, "x", "returned, invalid")):
+        if mask.any():
+            ax.scatter(np.asarray(result[x], float)[mask], np.asarray(result[y], float)[mask],
+                       s=40, marker=marker, label=f"{prefix}{name} ({int(mask.sum())})")
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.legend(fontsize=8)
