@@ -43,7 +43,7 @@ SCRIPT = textwrap.dedent("""
             "resampled": [np.asarray(one.info.resampled).tolist(),
                           np.asarray(sharded.info.resampled).tolist()]}
     # Replicates of the sharded filter: the evidence estimate is unbiased for the Kalman one.
-    reps = [float(pi.smc.run(k, fk, 512, mesh=mesh).log_evidence) for k in range(40)]
+    reps = [float(pi.smc.run(k, fk, 512, mesh=mesh).log_evidence) for k in range(20)]
     out["replicates"] = reps
     print("RESULT" + json.dumps(out))
 """)
