@@ -115,9 +115,7 @@ def repressilator(args, settings, lines):
     t_train = spacing * np.arange(0, data.shape[0], 2, dtype=float)
     held = {i: data[i] for i in range(1, data.shape[0], 2)}
     t_held = [spacing * i for i in held]
-    # The paper's start (its experiments_helper): production and decay near zero, so the
-    # first round's reference is close to Brownian motion; n = k = 1.
-    start = pi.bridges.Repressilator(beta=1e-5, n=1.0, k=1.0, gamma=1e-5)
+    start = pi.bridges.Repressilator(beta=1.0, n=1.0, k=1.0, gamma=1.0)
     runs = {"(a) Brownian reference": fit_all(train, t_train, pi.bridges.Brownian(), settings,
                                               0, 4),
             "(b) refined repressilator reference": fit_all(train, t_train, start, settings,
@@ -129,7 +127,7 @@ def repressilator(args, settings, lines):
     lines += ["## Repressilator", "",
               f"Snapshot k at t = {spacing} k; train on even k, evaluate on odd k. The true "
               "parameters are not published with the data, so only W1 is reported. Start of "
-              "(b), the paper's: beta = gamma = 1e-5, n = k = 1.", "",
+              "(b): beta = n = k = gamma = 1.", "",
               "| method | " + " | ".join(f"k={k}" for k in held) + " | fit time (s) |",
               "|---|" + "---:|" * (len(held) + 1)]
     lines.append("| neighbouring training snapshot (mean of both) | "
