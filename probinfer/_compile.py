@@ -10,6 +10,7 @@ modules or rewards alive.
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 from typing import Callable, Hashable
 
@@ -38,6 +39,14 @@ def cached(owner, signature: Hashable, build: Callable[[], Callable]) -> Callabl
         table.popitem(last=False)
     table[signature] = fn = build()
     return fn
+
+
+def uncached_copy(owner):
+    """A shallow copy of ``owner`` without its compiled functions (they close over the
+    original, so a modified copy must compile its own)."""
+    other = copy.copy(owner)
+    other.__dict__.pop(_ATTRIBUTE, None)
+    return other
 
 
 def runner_key(key):
@@ -106,4 +115,4 @@ def numbers_as_leaves(cls):
     return cls
 
 
-_NOT_STATE = frozenset({_ATTRIBUTE, "_compiled", "_compiled_exact"})
+_NOT_STATE = frozenset({_ATTRIBUTE})

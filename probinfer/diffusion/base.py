@@ -50,6 +50,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
+from probinfer._compile import cached
 from probinfer._random import fast_key
 from probinfer._types import Array, PRNGKey
 from probinfer._validation import check_positive_int
@@ -188,12 +189,10 @@ class DiffusionPrior:
         or with ``return_trajectory=True`` every step, ``(num_steps + 1, num_samples, ...)``.
         """
         num_samples = check_positive_int(num_samples, "num_samples")
-        cache = self.__dict__.setdefault("_compiled", {})
-        k = (num_samples, bool(return_trajectory))
-        if k not in cache:
-            cache[k] = jax.jit(lambda key: self._run(key, num_samples, bool(return_trajectory)))
+        run = cached(self, ("sample", num_samples, bool(return_trajectory)), lambda: jax.jit(
+            lambda key: self._run(key, num_samples, bool(return_trajectory))))
         # Same bits as the caller's key, generated faster on CPU (see probinfer._random).
-        return cache[k](fast_key(key))
+        return run(fast_key(key))
 
 
 class ContinuousDiffusionPrior(DiffusionPrior):

@@ -24,6 +24,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
+from probinfer._compile import cached
 from probinfer._validation import check_positive_int, check_positive_scalar, is_concrete
 from probinfer.diffusion.categorical import best_float, categorical
 from probinfer.diffusion.masked import MaskedDiffusionPrior
@@ -163,12 +164,10 @@ class MarkovChainPrior(MaskedDiffusionPrior):
         step ``num_steps`` is the data.
         """
         num_samples = check_positive_int(num_samples, "num_samples")
-        cache = self.__dict__.setdefault("_compiled_exact", {})
-        k = (num_samples, bool(return_trajectory))
-        if k not in cache:
-            cache[k] = jax.jit(lambda key: self._exact_run(key, num_samples,
-                                                           bool(return_trajectory)))
-        return cache[k](key)
+        run = cached(self, ("exact-sample", num_samples, bool(return_trajectory)),
+                     lambda: jax.jit(lambda key: self._exact_run(key, num_samples,
+                                                                 bool(return_trajectory))))
+        return run(key)
 
     def _exact_run(self, key, num_samples, return_trajectory):
         data_key, mask_key = jax.random.split(key)

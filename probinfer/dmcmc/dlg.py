@@ -32,31 +32,18 @@ at its grid, and the level conditional becomes a categorical over ``num_steps`` 
 
 from __future__ import annotations
 
-import weakref
 from typing import NamedTuple
 
 import numpy as np
 import jax
 import jax.numpy as jnp
 
+from probinfer._compile import cached
 from probinfer._types import Array
 from probinfer._validation import check_positive_scalar, is_concrete
 from probinfer.dmcmc.levels import LevelModel, _check_scored_prior, exact_levels
 
 LEVEL_UPDATES = ("sample", "argmax")
-
-# Per prior: its DLG kernels (and solver copies, see runner.with_sampler), so repeated runs
-# with the same structure reuse one compilation; numbers are traced. Weak keys: nothing
-# outlives its prior.
-_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _cached(prior, key, build):
-    entries = _CACHE.setdefault(prior, {})
-    if key not in entries:
-        entries[key] = build()
-    return entries[key]
-
 
 class DLGState(NamedTuple):
     """Chains of DLG: positions ``x`` ``(n, *event_shape)`` and levels ``level`` ``(n,)``."""
@@ -211,7 +198,9 @@ def dlg(prior, *, level_model: LevelModel | None = None, metropolis: bool | None
                          "(unadjusted Langevin)")
     if level_update not in LEVEL_UPDATES:
         raise ValueError(f"level_update must be one of {LEVEL_UPDATES}, got {level_update!r}")
-    return _cached(prior, cache_key, lambda: _build(prior, level_model, metropolis, level_update))
+    # Stored on the prior (probinfer._compile): repeated runs with the same structure reuse
+    # one compilation; numbers are traced.
+    return cached(prior, cache_key, lambda: _build(prior, level_model, metropolis, level_update))
 
 
 def _build(prior, level_model, metropolis, level_update):

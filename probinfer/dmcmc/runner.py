@@ -14,7 +14,6 @@ The hand-off keeps the sampler's per-particle memory (``init_memory`` /
 
 from __future__ import annotations
 
-import copy
 import functools
 import math
 from typing import NamedTuple
@@ -27,7 +26,8 @@ from probinfer._random import fast_key
 from probinfer._types import Array
 from probinfer._validation import check_positive_int, check_positive_scalar
 from probinfer.diffusion.samplers import get_sampler
-from probinfer.dmcmc.dlg import DLGState, _cached, check_levels, dlg, dlg_params
+from probinfer._compile import cached, uncached_copy
+from probinfer.dmcmc.dlg import DLGState, check_levels, dlg, dlg_params
 from probinfer.dmcmc.levels import _check_scored_prior
 from probinfer.particles.weights import log_mean_exp
 from probinfer.result import Result
@@ -68,12 +68,11 @@ def with_sampler(prior, sampler):
     sampler = get_sampler(sampler)
 
     def build():
-        other = copy.copy(prior)
-        other.__dict__.pop("_compiled", None)
+        other = uncached_copy(prior)
         other.sampler = sampler
         return other
 
-    return _cached(prior, ("sampler", sampler), build)
+    return cached(prior, ("sampler", sampler), build)
 
 
 def handoff_nfe(prior) -> np.ndarray:
