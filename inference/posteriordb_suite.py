@@ -270,7 +270,7 @@ def main():
         f"a row only). probinfer version: {label}.",
         "",
         f"N = {args.num_particles} particles, default settings of `pi.smc.tempered` "
-        "(move `adaptive_repeat(hmc(length 2, max 32), max 20)` with a population-adapted "
+        "(move `adaptive_repeat(hmc(10), max 20)` with a population-adapted "
         "mass matrix, dense for d ≤ 200; see docs/tempered_smc.md) "
         "(and `waste_free=True`), two runs each (keys 0 and 1); NUTS: NumPyro, one chain, "
         f"{args.nuts_warmup} warm-up + {args.nuts_samples} draws. Reference: posteriordb's "

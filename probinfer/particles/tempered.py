@@ -312,12 +312,12 @@ def tempered_scan(key: PRNGKey, prior: Target, log_likelihood: Callable, num_par
 
 
 _DEFAULT_ADAPTATION = population_adaptation()
-#: The default HMC move integrates for this time in the standardised coordinates (where
-#: the population-adapted mass matrix makes a Gaussian-like level about standard normal,
-#: and time T gives correlation cos T), with at most DEFAULT_MAX_LEAPFROG_STEPS steps;
-#: see docs/tempered_smc.md for the measurements behind the choice.
-DEFAULT_TRAJECTORY_LENGTH = 2.0
-DEFAULT_MAX_LEAPFROG_STEPS = 32
+#: Leapfrog steps of the default HMC move. A fixed trajectory length (``hmc(32,
+#: trajectory_length=2.0)``) spends 8-18x fewer gradients but its evidence estimate spread
+#: 10x more and was biased by +3.4 nats at d = 20 and on a 31-d logistic regression
+#: (docs/tempered_smc.md): the evidence is part of what tempered SMC returns, so the default
+#: keeps the fixed step count.
+DEFAULT_LEAPFROG_STEPS = 10
 DEFAULT_MAX_MOVES_HMC = 20
 DEFAULT_MAX_MOVES_RWM = 100
 
@@ -338,14 +338,14 @@ def _has_gradient(log_density: Callable, point) -> bool:
 def default_kernel(prior: Target, log_likelihood: Callable, example_point) -> Kernel:
     """The default move of :func:`tempered`: gradients when the target has them.
 
-    ``adaptive_repeat(hmc(32, trajectory_length=2.0), max_num_steps=20)`` when
+    ``adaptive_repeat(hmc(10), max_num_steps=20)`` (mass matrix adapted from the
+    population, dense up to 200 dimensions) when
     ``prior.log_density`` and ``log_likelihood`` are differentiable with JAX, else
     ``adaptive_repeat(rwm(), max_num_steps=100)``; see ``docs/tempered_smc.md`` for why.
     """
     path = GeometricPath(prior, log_likelihood)
     if _has_gradient(lambda x: path.log_density(x, 0.5), example_point):
-        return adaptive_repeat(hmc(DEFAULT_MAX_LEAPFROG_STEPS, DEFAULT_TRAJECTORY_LENGTH),
-                               DEFAULT_MAX_MOVES_HMC)
+        return adaptive_repeat(hmc(DEFAULT_LEAPFROG_STEPS), DEFAULT_MAX_MOVES_HMC)
     return adaptive_repeat(rwm(), DEFAULT_MAX_MOVES_RWM)
 
 
@@ -422,8 +422,8 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
     log_likelihood : ONE point -> scalar ``log L(x)``; finite or ``-inf``.
     num_particles : N >= 2.
     kernel : the move (a :class:`~probinfer.kernels.Kernel`). Default
-        (:func:`default_kernel`): HMC with trajectories of length 2 in the standardised
-        coordinates (at most 32 leapfrog steps) repeated until the particles
+        (:func:`default_kernel`): HMC with 10 leapfrog steps and a mass matrix adapted
+        from the population (dense up to 200 dimensions) repeated until the particles
         have decorrelated (:func:`~probinfer.kernels.adaptive_repeat`, at most 20 times)
         when the log densities are differentiable with JAX, else random-walk Metropolis
         repeated the same way (at most 100 times). ``info.kernel`` names the move used.
@@ -467,7 +467,7 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
     ...                       lambda x: -0.5 * jnp.sum((x - 1.0) ** 2) / 0.1, 500,
     ...                       progress_bar=False)
     >>> float(res.info.beta[-1]), res.info.kernel
-    (1.0, 'adaptive_repeat(hmc(length 2, max 32), max 20)')
+    (1.0, 'adaptive_repeat(hmc(10), max 20)')
     """
     key = single_key(key)
     constrain = None

@@ -172,7 +172,7 @@ def test_tempered_one_liner_and_arviz(key):
     summary = az.summary(idata, kind="stats")
     assert {"mu", "w[0]", "w[2]", "w_max"} <= set(summary.index)
     # NumPyro log densities are differentiable: the default move uses gradients.
-    assert res.info.kernel == "adaptive_repeat(hmc(length 2, max 32), max 20)"
+    assert res.info.kernel == "adaptive_repeat(hmc(10), max 20)"
     assert set(res.constrain()) == {"mu", "w", "w_max"}
 
 
