@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 
 from probinfer._types import Array, PRNGKey
-from probinfer._validation import (as_float_array, check_finite, check_positive_int,
-                                   check_positive_scalar, check_spd, is_concrete)
+from probinfer._validation import (as_float_array, check_finite, check_positive_scalar,
+                                   check_spd, is_concrete)
 
 
 def _sym_sqrt(m, inverse=False):

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 from probinfer._progress import PROGRESS_THRESHOLD
 from probinfer._types import Array, PRNGKey
-from probinfer._validation import check_positive_int, check_positive_scalar, is_concrete
+from probinfer._validation import check_positive_int, check_positive_scalar
 from probinfer.bridges.dynamic import (Basis, HalfBridge, Interval, LinearDrift, RandomFeatures,
                                        drift_value, ipf_iteration, simulate)
 from probinfer.bridges.references import Reference, as_reference

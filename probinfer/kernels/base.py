@@ -18,7 +18,6 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.flatten_util import ravel_pytree
 
 from probinfer._types import Array, PRNGKey, PyTree
 from probinfer.particles.weights import particles_as_rows

@@ -51,7 +51,7 @@ from probinfer.particles.resampling import Resampler, get_resampler
 from probinfer.particles.smc import (FeynmanKac, SMCInfo, SMCState, check_run, execute, scan,
                                      single_key, warn_on_collapse)
 from probinfer.particles.weights import ess as _ess
-from probinfer.particles.weights import normalize, particles_as_rows
+from probinfer.particles.weights import normalize
 from probinfer.result import Result
 from probinfer.targets.base import GeometricPath, Target
 

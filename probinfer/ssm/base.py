@@ -8,7 +8,6 @@ would dominate a bootstrap filter's cost). Observations ``y_0 .. y_{T-1}``; ``x_
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 from jax.tree_util import Partial
 
 from probinfer._compile import numbers_as_leaves
