@@ -311,3 +311,117 @@ def torch_sequence_oracle(name: str, module, tokenizer, description: str) -> Ora
             return module(torch.from_numpy(arr.astype(np.int64))).double().numpy()
 
     return Oracle(name, None, tokenizer, score_tokens=score_tokens, description=description)
+
+
+JASPAR_RELEASE = "JASPAR2024"
+JASPAR_PSEUDOCOUNT = 0.5
+
+
+class MotifReward:
+    """JASPAR motif reward of DNA token sequences: the best PWM match on either strand.
+
+    ``reward(tokens)`` on ONE sequence ``(L,)`` (tokens 0..3 = A, C, G, T) is a pure JAX
+    function: the maximum, over window starts and both strands, of the summed log2-odds of
+    the window under the matrix against a uniform background. No host call, so steering
+    runners ``vmap`` and ``jit`` it like any JAX reward; :meth:`score_tokens` and
+    :meth:`score` score batches on the host.
+
+    The log-odds matrix is Biopython's (``counts.normalize(pseudocounts).log_odds()``), so
+    a score matches what ``Bio.motifs`` reports for the same JASPAR matrix.
+    """
+
+    def __init__(self, name: str, log_odds: np.ndarray, tokenizer, description: str = ""):
+        log_odds = np.asarray(log_odds, np.float32)
+        if log_odds.ndim != 2 or log_odds.shape[1] != 4:
+            raise ValueError(f"log_odds must have shape (width, 4), got {log_odds.shape}")
+        if tokenizer.alphabet != "ACGT":
+            raise ValueError(f"a motif reward needs the ACGT alphabet, got {tokenizer.alphabet!r}")
+        if log_odds.shape[0] > tokenizer.length:
+            raise ValueError(f"the motif ({log_odds.shape[0]} bp) is longer than the sequences "
+                             f"({tokenizer.length} bp)")
+        self.name, self.tokenizer, self.description = name, tokenizer, description
+        self.log_odds = log_odds
+        # The reverse strand read 5'->3': reversed positions, complemented bases
+        # (A<->T, C<->G is token b -> 3 - b in the ACGT order).
+        self.reverse_log_odds = log_odds[::-1, ::-1].copy()
+        self._batched = None
+
+    @property
+    def width(self) -> int:
+        return self.log_odds.shape[0]
+
+    def __call__(self, tokens):
+        import jax.numpy as jnp
+
+        tokens = jnp.asarray(tokens)
+        starts = jnp.arange(tokens.shape[-1] - self.width + 1)
+        columns = jnp.arange(self.width)
+        windows = tokens[starts[:, None] + columns[None]]             # (starts, width)
+        forward = jnp.asarray(self.log_odds)[columns[None], windows].sum(-1)
+        reverse = jnp.asarray(self.reverse_log_odds)[columns[None], windows].sum(-1)
+        return jnp.maximum(forward.max(), reverse.max())
+
+    def score_tokens(self, tokens) -> np.ndarray:
+        """Rewards ``(n,)`` of token sequences ``(n, length)`` (on the host)."""
+        import jax
+
+        arr = _tokens_2d(tokens, self.tokenizer.length, self.tokenizer.vocab_size, "tokens")
+        if self._batched is None:
+            self._batched = jax.jit(jax.vmap(self))
+        return np.asarray(self._batched(arr), np.float64)
+
+    def score(self, strings) -> np.ndarray:
+        """Rewards ``(n,)`` of DNA strings."""
+        return self.score_tokens(self.tokenizer.encode(strings))
+
+    def __repr__(self):
+        return f"MotifReward({self.name!r}, width={self.width})"
+
+
+def jaspar_oracle(matrix_id: str, tokenizer, release: str = JASPAR_RELEASE) -> MotifReward:
+    """The :class:`MotifReward` of JASPAR matrix ``matrix_id`` (``"MA0108.3"``, or a base id
+    ``"MA0108"`` for its latest version in ``release``) on ``tokenizer``'s sequences."""
+    require("pyjaspar", "dna", "the JASPAR motif oracles")
+    from pyjaspar import jaspardb
+
+    motif = jaspardb(release=release).fetch_motif_by_id(matrix_id)
+    if motif is None:
+        raise ValueError(f"no matrix {matrix_id!r} in {release} (JASPAR matrix ids look like "
+                         "'MA0108.3' or 'MA0108'; browse them at https://jaspar.elixir.no)")
+    pssm = motif.counts.normalize(pseudocounts=JASPAR_PSEUDOCOUNT).log_odds()
+    log_odds = np.array([pssm[base] for base in "ACGT"]).T
+    species = ", ".join(s for s in motif.species if s) or "unspecified"
+    description = (f"{release} {motif.matrix_id} {motif.name} (taxon {species}): best log2-odds "
+                   f"match of the {motif.length}-bp matrix on either strand, pseudocount "
+                   f"{JASPAR_PSEUDOCOUNT}, uniform background")
+    return MotifReward(f"jaspar:{motif.matrix_id}", log_odds, tokenizer, description)
+
+
+def combine_oracles(weighted: dict, name: str | None = None) -> Oracle:
+    """The oracle ``sum_i w_i * oracle_i`` of oracles sharing one tokenizer.
+
+    ``weighted`` maps oracles (:class:`Oracle` or :class:`MotifReward`) to float weights.
+    NaN in any component (a failed design) makes the sum NaN, so the runners' failure policy
+    applies to the combination as to its parts.
+    """
+    if not weighted:
+        raise ValueError("weighted must name at least one oracle")
+    items = list(weighted.items())
+    tokenizers = {(o.tokenizer.length, o.tokenizer.vocab_size) for o, _ in items}
+    if len(tokenizers) != 1:
+        raise ValueError("combined oracles must score the same sequences (one length and "
+                         f"vocabulary), got (length, vocab_size) {sorted(tokenizers)}")
+    for oracle, weight in items:
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) \
+                or not math.isfinite(weight):
+            raise ValueError(f"the weight of {oracle.name!r} must be a finite number, "
+                             f"got {weight!r}")
+
+    def score_tokens(arr):
+        return sum(float(w) * o.score_tokens(arr) for o, w in items)
+
+    name = name or " + ".join(f"{w:g}*{o.name}" for o, w in items)
+    description = "weighted sum: " + "; ".join(f"{w:g} x ({o.description or o.name})"
+                                               for o, w in items)
+    return Oracle(name, None, items[0][0].tokenizer, score_tokens=score_tokens,
+                  description=description)

@@ -57,6 +57,7 @@ from probinfer._optional import require as _require
 
 __all__ = ["MODELS", "ZooModel", "available", "model_dir", "load", "load_weights", "read_config",
            "weights_manifest", "digits", "load_prior", "load_reward", "load_oracle", "ORACLES",
+           "combine_oracles",
            "WEIGHTS_FILE",
            "CONFIG_FILE", "CARD_FILE", "DIGITS_TEST_FRACTION", "DIGITS_SPLIT_SEED"]
 
@@ -64,8 +65,10 @@ MODELS = {"digits-ddpm": "digits_ddpm", "digits-classifier": "digits_classifier"
           "lac-promoter-mdm": "lac_promoter_mdm", "moses-selfies-mdm": "moses_selfies_mdm",
           "lac-expression": "lac_expression", "lac-expression-heldout": "lac_expression_heldout"}
 
-# Oracles of :func:`load_oracle`: RDKit properties of molecules, and zoo regressors of DNA.
+# Oracles of :func:`load_oracle`: RDKit properties of molecules, and zoo regressors of DNA;
+# besides these, "jaspar:<matrix id>" names any JASPAR matrix (a motif reward of DNA).
 ORACLES = ("qed", "sa", "logp", "mw", "lac-expression", "lac-expression-heldout")
+JASPAR_PREFIX = "jaspar:"
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -402,12 +405,21 @@ def load_oracle(name: str, *, device: str = "cpu", models_dir=None):
           ``moses-selfies-mdm`` tokens decode to (need the ``chem`` extra);
         * ``"lac-expression"``: the steering oracle of lac-promoter expression (ridge on
           one-hot, trained on MAVE-NN's training split), ``"lac-expression-heldout"``: a
-          CNN trained on the disjoint validation split, for evaluation only.
+          CNN trained on the disjoint validation split, for evaluation only;
+        * ``"jaspar:<matrix id>"`` (e.g. ``"jaspar:MA0108.3"``, or ``"jaspar:MA0108"`` for
+          the latest version): a motif reward of ``lac-promoter-mdm`` sequences, the best
+          log2-odds match of that JASPAR 2024 matrix on either strand (needs the ``dna``
+          extra). JASPAR holds no *E. coli* matrices (no CRP, no sigma70 boxes), so a
+          motif here is a eukaryotic or generic one; see ``docs/dna.md``.
+
+        Weighted sums of oracles: :func:`combine_oracles`.
     device, models_dir : see :func:`load`.
 
     Returns
     -------
-    A :class:`~probinfer._zoo_design.Oracle` (a :class:`~probinfer.steer.HostReward`): call
+    For ``"jaspar:..."`` a :class:`~probinfer._zoo_design.MotifReward`: a pure JAX reward of
+    one token sequence (no host call), with ``score`` / ``score_tokens`` on the host.
+    Otherwise a :class:`~probinfer._zoo_design.Oracle` (a :class:`~probinfer.steer.HostReward`): call
     it on ONE token sequence inside JAX code (one host call per batch under ``vmap``), or
     ``oracle.score(strings)`` / ``oracle.score_tokens(tokens)`` on the host. A molecule
     RDKit cannot score gets NaN and is counted in ``oracle.num_failures``; steer with
@@ -421,10 +433,16 @@ def load_oracle(name: str, *, device: str = "cpu", models_dir=None):
     >>> round(float(qed.score(["c1ccccc1"])[0]), 3)
     0.443
     """
-    if not isinstance(name, str) or name not in ORACLES:
-        raise ValueError(f"name must be one of {list(ORACLES)}, got {name!r}")
+    if not isinstance(name, str) or (name not in ORACLES and not (
+            name.startswith(JASPAR_PREFIX) and len(name) > len(JASPAR_PREFIX))):
+        raise ValueError(f"name must be one of {list(ORACLES)} or '{JASPAR_PREFIX}<matrix id>' "
+                         f"(e.g. '{JASPAR_PREFIX}MA0108.3'), got {name!r}")
     from probinfer import _zoo_design
 
+    if name.startswith(JASPAR_PREFIX):
+        config = read_config(model_dir("lac-promoter-mdm", models_dir) / CONFIG_FILE)
+        return _zoo_design.jaspar_oracle(name[len(JASPAR_PREFIX):],
+                                         _zoo_design.tokenizer_from_config(config))
     if name in _zoo_design.CHEMISTRY_ORACLES:
         config = read_config(model_dir("moses-selfies-mdm", models_dir) / CONFIG_FILE)
         return _zoo_design.chemistry_oracle(name, _zoo_design.tokenizer_from_config(config))
@@ -435,6 +453,47 @@ def load_oracle(name: str, *, device: str = "cpu", models_dir=None):
     return _zoo_design.torch_sequence_oracle(name, model.module,
                                              _zoo_design.tokenizer_from_config(card),
                                              description)
+
+
+def combine_oracles(weights: dict, *, name: str | None = None, device: str = "cpu",
+                    models_dir=None):
+    """A weighted sum of design oracles, as one oracle: ``sum_i weights[o_i] * o_i(x)``.
+
+    Parameters
+    ----------
+    weights : ``{oracle: weight}``; an oracle is a name of :func:`load_oracle` or a loaded
+        oracle. All must score the same sequences (molecules, or lac promoters).
+    name : the combined oracle's name (default: the weighted sum written out).
+    device, models_dir : see :func:`load`, for oracles given by name.
+
+    Returns
+    -------
+    A :class:`~probinfer._zoo_design.Oracle` (a host reward). A design that any component
+    fails to score scores NaN, counted in ``num_failures`` like a single oracle's failures.
+
+    Examples
+    --------
+    Drug-likeness traded against ease of synthesis (``"sa"`` is MINUS the SA score, so both
+    terms are higher-is-better):
+
+    >>> import probinfer as pi
+    >>> qed_sa = pi.zoo.combine_oracles({"qed": 1.0, "sa": 0.1})
+    >>> round(float(qed_sa.score(["c1ccccc1"])[0]), 3)
+    0.343
+    """
+    from probinfer import _zoo_design
+
+    if not isinstance(weights, dict) or not weights:
+        raise ValueError(f"weights must be a non-empty dict {{oracle: weight}}, got {weights!r}")
+    loaded = {}
+    for oracle, weight in weights.items():
+        if isinstance(oracle, str):
+            oracle = load_oracle(oracle, device=device, models_dir=models_dir)
+        elif not isinstance(oracle, (_zoo_design.Oracle, _zoo_design.MotifReward)):
+            raise TypeError("weights keys must be oracle names or oracles of load_oracle, got "
+                            f"{type(oracle).__name__}")
+        loaded[oracle] = weight
+    return _zoo_design.combine_oracles(loaded, name)
 
 
 def load_reward(name: str = "digits-classifier", target: int = 7, *,
