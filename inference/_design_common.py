@@ -1,6 +1,8 @@
-"""Shared runner of the design studies (``design_dna.py``, ``design_molecules.py``).
+"""Shared method list and runner of the design studies (``design_dna.py``,
+``design_molecules.py``).
 
-Every method produces ``num_designs`` designs per seed through the public API:
+One method list, :func:`design_methods`, serves both studies; every method produces
+``num_designs`` designs per seed through the public API:
 
 * ``pretrained``: unguided draws of the prior;
 * ``best-of-N``: ``pi.steer.best_of_n`` (the best of N unguided draws, per design);
@@ -13,16 +15,96 @@ Every method produces ``num_designs`` designs per seed through the public API:
 NFE per design is read from each runner's ``info.nfe`` (denoiser calls on one sequence).
 All runs use ``invalid_reward="reject"``: designs the oracle cannot score count as -inf
 and are reported (``invalid``).
+
+Why not ``pi.compare``: its problems carry a reference value per quantity and its summary
+is bias / RMSE / coverage of one run's estimate against it. A design study has no
+reference: it reports the distribution of the designs' rewards (median, p90, mean) and
+their naturalness, each design coming from its own run (one FK run or SVDD chain per
+design). So the studies share this module instead.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import jax
 
 import probinfer as pi
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def design_methods(temperature: float, potentials, ks=(4, 8), ms=(10, 20),
+                   fk_reward_draws: int = 16, svdd_reward_draws: int = 16) -> list[dict]:
+    """The method list of both studies at matched NFE per design.
+
+    Pretrained; FK with ``k`` particles per design (each potential) against best-of-``k``;
+    SVDD-PM with ``M`` candidates per step against best-of-``(M + 1)`` (SVDD-PM costs about
+    ``(M + 1) x steps - M`` denoiser calls per design).
+    """
+    out = [{"label": "pretrained", "family": "pretrained", "kind": "pretrained"}]
+    for n in sorted({*ks, *(m + 1 for m in ms)}):
+        out.append({"label": f"best-of-{n}", "family": "best-of-N", "kind": "best_of_n", "n": n})
+    for k in ks:
+        for potential in potentials:
+            out.append({"label": f"FK k={k} ({potential})", "family": f"FK ({potential})",
+                        "kind": "fk", "k": k, "potential": potential,
+                        "temperature": temperature, "num_reward_draws": fk_reward_draws})
+    for m in ms:
+        out.append({"label": f"SVDD-PM M={m}", "family": "SVDD-PM", "kind": "svdd", "m": m,
+                    "num_reward_draws": svdd_reward_draws})
+    return out
+
+
+def run_seeds(method: dict, prior, reward, num_designs: int, seeds, diversity) -> dict:
+    """``method`` on every seed: the designs of all seeds ``(seeds x designs, L)``, mean NFE
+    and wall seconds per seed, invalid rewards, and ``diversity(tokens)`` of each seed's
+    designs as ``(mean, min, max)`` over seeds."""
+    designs, nfes, walls, invalid, per_seed = [], [], [], 0, []
+    for seed in seeds:
+        tokens, nfe, wall, bad = run_method(method, prior, reward, num_designs, seed)
+        designs.append(tokens)
+        nfes.append(nfe)
+        walls.append(wall)
+        invalid += bad
+        per_seed.append(diversity(tokens))
+    return {"tokens": np.concatenate(designs), "nfe": float(np.mean(nfes)),
+            "wall": float(np.mean(walls)), "invalid": invalid,
+            "diversity": (float(np.nanmean(per_seed)), float(np.nanmin(per_seed)),
+                          float(np.nanmax(per_seed)))}
+
+
+def add_arguments(parser, *, designs: int, seeds, potentials, num_steps: int, length: int):
+    """The options both studies share (their defaults differ)."""
+    parser.add_argument("--designs", type=int, default=designs, help="designs per seed")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(seeds))
+    parser.add_argument("--potentials", nargs="+", default=list(potentials),
+                        help="FK potentials (difference, max, sum)")
+    parser.add_argument("--num-steps", type=int, default=num_steps,
+                        help="reverse steps of the prior (ancestral sampler when below the "
+                             f"length; the length {length} gives the exact first-hitting "
+                             "sampler)")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
+
+
+def prior_label(num_steps: int, length: int) -> str:
+    return (f"first-hitting sampler, {length} steps" if num_steps == length
+            else f"ancestral sampler, {num_steps} steps")
+
+
+def command_line() -> str:
+    """This run's command line, from the repository root, as the tables record it."""
+    script = Path(sys.argv[0]).resolve().relative_to(ROOT)
+    python = Path(sys.executable)
+    python = str(python.relative_to(ROOT)) if python.is_relative_to(ROOT) else "python"
+    niceness = os.nice(0)
+    return " ".join([*(["nice", "-n", str(niceness)] if niceness else []), python, str(script),
+                     *(shlex.quote(a) for a in sys.argv[1:])])
 
 
 def run_method(method: dict, prior, reward, num_designs: int, seed: int):
@@ -51,7 +133,7 @@ def run_method(method: dict, prior, reward, num_designs: int, seed: int):
     elif kind == "svdd":
         res = pi.steer.svdd(key, prior, reward, num_designs, method["m"], temperature=0.0,
                             invalid_reward="reject",
-                            num_reward_draws=method.get("num_reward_draws", 16))
+                            num_reward_draws=method["num_reward_draws"])
         tokens, nfe = np.asarray(res.samples), res.info.nfe / num_designs
         invalid = int(np.sum(res.info.num_invalid_rewards))
     else:
@@ -69,7 +151,7 @@ def _vmapped_fk(method, prior, reward, num_designs):
         def one(k):
             res = pi.steer.fk(k, prior, reward, method["k"], potential=method["potential"],
                               temperature=method["temperature"], invalid_reward="reject",
-                              num_reward_draws=method.get("num_reward_draws", 16))
+                              num_reward_draws=method["num_reward_draws"])
             return res.samples, res.info.num_invalid_rewards.sum()
 
         _COMPILED[cache_key] = jax.jit(jax.vmap(one))

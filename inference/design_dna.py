@@ -11,13 +11,18 @@ training split (an independent density model; the prior's own ELBO is reported t
 Hamming distance to the nearest training sequence, and diversity (mean pairwise Hamming
 distance between designs of one seed).
 
+Motif score (evaluation only, never steered on): ``pi.zoo.load_oracle("jaspar:MA0108.3")``,
+the best log2-odds match of JASPAR's TATA-box (TBP) matrix on either strand. JASPAR holds no
+*E. coli* matrices (no CRP, no sigma70 -35/-10 boxes); the eukaryotic TATA box TATAAAA is
+the closest JASPAR has to the sigma70 -10 box TATAAT, so read it as a generic A/T-box score.
+
 FK temperature: ``T = 0.1 x`` the standard deviation of the steering reward under the
 prior (measured here on the pretrained designs), a strong tilt comparable to the
-selection pressure of best-of-8. Methods at matched NFE: best-of-N with N = 4, 8 against
-FK with k = 4, 8; best-of-11 and best-of-21 against SVDD-PM with M = 10, 20 (whose NFE
-per design is about (M + 1) x steps - M).
+selection pressure of best-of-8. Methods: ``_design_common.design_methods`` (the list both
+studies share), at matched NFE.
 
-Run from the repository root (small settings, shared CPU)::
+Run from the repository root (small settings, shared CPU; the wheel is
+``pip download --no-deps mavenn -d /tmp/mavenn``)::
 
     nice -n 10 .venv/bin/python inference/design_dna.py --wheel /tmp/mavenn/mavenn-1.1.4-py3-none-any.whl
 
@@ -39,40 +44,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "models" / "lac_promoter_mdm"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sortseq  # noqa: E402
-from _design_common import (fmt, mean_pairwise_hamming, reward_vs_nfe_figure,  # noqa: E402
-                            run_method, summarise)
+from _design_common import (add_arguments, command_line, design_methods, fmt,  # noqa: E402
+                            mean_pairwise_hamming, prior_label, reward_vs_nfe_figure,
+                            run_method, run_seeds, summarise)
 from evaluate import fit_chain, nearest_hamming  # noqa: E402
 
-
-def prior_label(num_steps: int) -> str:
-    return ("first-hitting sampler, 75 steps" if num_steps == 75
-            else f"ancestral sampler, {num_steps} steps")
-
-
-def methods(temperature: float, potentials: list[str]):
-    out = [{"label": "pretrained", "family": "pretrained", "kind": "pretrained"}]
-    for n in (4, 8, 11, 21):
-        out.append({"label": f"best-of-{n}", "family": "best-of-N", "kind": "best_of_n", "n": n})
-    for k in (4, 8):
-        for potential in potentials:
-            out.append({"label": f"FK k={k} ({potential})", "family": f"FK ({potential})",
-                        "kind": "fk", "k": k, "potential": potential,
-                        "temperature": temperature})
-    for m in (10, 20):
-        out.append({"label": f"SVDD-PM M={m}", "family": "SVDD-PM", "kind": "svdd", "m": m})
-    return out
+LENGTH = 75
+MOTIF = "jaspar:MA0108.3"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wheel", default=None)
-    parser.add_argument("--designs", type=int, default=32, help="designs per seed")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--potentials", nargs="+", default=["difference", "max", "sum"])
-    parser.add_argument("--num-steps", type=int, default=25,
-                        help="reverse steps of the prior (ancestral sampler when below the "
-                             "length; the length itself gives the exact first-hitting sampler)")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
+    add_arguments(parser, designs=32, seeds=[0, 1, 2], potentials=["difference", "max", "sum"],
+                  num_steps=25, length=LENGTH)
     args = parser.parse_args()
     start = time.perf_counter()
     data = sortseq.load(args.wheel)
@@ -80,6 +65,7 @@ def main() -> None:
     prior = pi.zoo.load_prior("lac-promoter-mdm", num_steps=args.num_steps)
     steer = pi.zoo.load_oracle("lac-expression")
     heldout = pi.zoo.load_oracle("lac-expression-heldout")
+    motif = pi.zoo.load_oracle(MOTIF)
     chain = fit_chain(train)
 
     # The reward scale under the prior sets the FK temperature.
@@ -89,25 +75,16 @@ def main() -> None:
     test_tokens = data["test"][0]
 
     rows = []
-    for method in methods(temperature, args.potentials):
-        designs, nfes, walls, invalid, diversity = [], [], [], 0, []
-        for seed in args.seeds:
-            tokens, nfe, wall, bad = run_method(method, prior, steer, args.designs, seed)
-            designs.append(tokens)
-            nfes.append(nfe)
-            walls.append(wall)
-            invalid += bad
-            diversity.append(mean_pairwise_hamming(tokens))
-        tokens = np.concatenate(designs)
-        row = {**method, "nfe": float(np.mean(nfes)), "wall": float(np.mean(walls)),
-               "invalid": invalid,
+    for method in design_methods(temperature, args.potentials):
+        run = run_seeds(method, prior, steer, args.designs, args.seeds, mean_pairwise_hamming)
+        tokens = run.pop("tokens")
+        row = {**method, **run,
                "steer": summarise(steer.score_tokens(tokens)),
                "heldout": summarise(heldout.score_tokens(tokens)),
+               "motif": summarise(motif.score_tokens(tokens)),
                "chain_nll": summarise(-np.asarray(chain.log_prob(tokens)) / tokens.shape[1]),
                "elbo": summarise(prior.elbo(tokens, num_orders=4) / tokens.shape[1]),
-               "nearest": summarise(nearest_hamming(tokens, train)),
-               "diversity": (float(np.mean(diversity)), float(np.min(diversity)),
-                             float(np.max(diversity)))}
+               "nearest": summarise(nearest_hamming(tokens, train))}
         rows.append(row)
         print(f"{row['label']:>24}: NFE {row['nfe']:.0f}  steer {fmt(row['steer']['median'])}  "
               f"heldout {fmt(row['heldout']['median'])}  chain NLL "
@@ -115,20 +92,23 @@ def main() -> None:
 
     data_steer = summarise(steer.score_tokens(test_tokens))
     data_held = summarise(heldout.score_tokens(test_tokens))
+    data_motif = summarise(motif.score_tokens(test_tokens))
     data_nll = summarise(-np.asarray(chain.log_prob(test_tokens)) / test_tokens.shape[1])
     seconds = time.perf_counter() - start
-    write(args, rows, temperature, reward_sd, data_steer, data_held, data_nll, seconds)
+    write(args, rows, temperature, reward_sd, data_steer, data_held, data_motif, data_nll,
+          seconds, motif.description)
 
 
-def write(args, rows, temperature, reward_sd, data_steer, data_held, data_nll, seconds):
+def write(args, rows, temperature, reward_sd, data_steer, data_held, data_motif, data_nll,
+          seconds, motif_description):
     args.out.mkdir(parents=True, exist_ok=True)
     n = args.designs * len(args.seeds)
     lines = [
         "# Lac-promoter design: pretrained, best-of-N, FK steering, SVDD-PM",
         "",
-        f"Produced by `inference/design_dna.py` (seeds {args.seeds}, {args.designs} designs "
-        f"per seed, {n} per method; total {seconds:.0f} s on the shared 2-core CPU under "
-        f"`nice`). Prior `lac-promoter-mdm` ({prior_label(args.num_steps)}); steering reward "
+        f"Produced by `{command_line()}` (seeds {args.seeds}, {args.designs} designs "
+        f"per seed, {n} per method; total {seconds:.0f} s on the shared 2-core CPU). Prior "
+        f"`lac-promoter-mdm` ({prior_label(args.num_steps, LENGTH)}); steering reward "
         "`lac-expression` (ridge, training split); held-out reward `lac-expression-heldout` "
         "(CNN, validation split, never steered on). FK temperature "
         f"T = 0.1 × sd of the reward under the prior = {temperature:.4f} "
@@ -172,6 +152,22 @@ def write(args, rows, temperature, reward_sd, data_steer, data_held, data_nll, s
             f"| {r['label']} | {fmt(r['chain_nll']['mean'], 3)} | {fmt(r['elbo']['mean'], 3)} "
             f"| {fmt(r['nearest']['mean'], 1)} | {fmt(r['diversity'], 1)} | {r['invalid']} |")
     lines.append(f"| test sequences (data) | {fmt(data_nll['mean'], 3)} | – | – | – | – |")
+    lines += [
+        "",
+        "## Motif score (not steered on)",
+        "",
+        f"`{MOTIF}`: {motif_description}. JASPAR has no *E. coli* matrices; the TATA box "
+        "(TATAAAA) is the closest to the sigma70 -10 box (TATAAT), so this is a generic "
+        "A/T-box score, not a model of lac expression.",
+        "",
+        "| method | motif median | motif p90 | motif mean |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['label']} | {fmt(r['motif']['median'])} | {fmt(r['motif']['p90'])} "
+                     f"| {fmt(r['motif']['mean'])} |")
+    lines.append(f"| test sequences (data) | {fmt(data_motif['median'])} | "
+                 f"{fmt(data_motif['p90'])} | {fmt(data_motif['mean'])} |")
     lines += ["", "![reward vs NFE](design_dna.png)", ""]
     (args.out / "design_dna.md").write_text("\n".join(lines))
     reward_vs_nfe_figure(rows, [("steer", "steering reward (ridge)"),

@@ -11,8 +11,8 @@ fingerprints, radius 2, 2 048 bits).
 
 RDKit scoring dominates the cost, so the intermediate rewards are cheaper than in the DNA
 study: FK uses 2 clean draws per intermediate reward, SVDD-PM 1 (``--reward-draws``).
-FK temperature: ``T = 0.1 x`` the sd of QED under the prior. Matched NFE: best-of-4/8
-vs FK k = 4/8, best-of-11/21 vs SVDD-PM M = 10/20.
+FK temperature: ``T = 0.1 x`` the sd of QED under the prior. Methods:
+``_design_common.design_methods`` (the list both studies share), at matched NFE.
 
 Run from the repository root (small settings, shared CPU)::
 
@@ -36,29 +36,10 @@ from rdkit.Chem import AllChem, Draw
 import probinfer as pi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _design_common import fmt, reward_vs_nfe_figure, run_method, summarise  # noqa: E402
+from _design_common import (add_arguments, command_line, design_methods, fmt,  # noqa: E402
+                            prior_label, reward_vs_nfe_figure, run_method, run_seeds, summarise)
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def prior_label(num_steps: int) -> str:
-    return ("first-hitting sampler, 48 steps" if num_steps == 48
-            else f"ancestral sampler, {num_steps} steps")
-
-
-def methods(temperature: float, potentials: list[str], draws: int):
-    out = [{"label": "pretrained", "family": "pretrained", "kind": "pretrained"}]
-    for n in (4, 8, 11, 21):
-        out.append({"label": f"best-of-{n}", "family": "best-of-N", "kind": "best_of_n", "n": n})
-    for k in (4, 8):
-        for potential in potentials:
-            out.append({"label": f"FK k={k} ({potential})", "family": f"FK ({potential})",
-                        "kind": "fk", "k": k, "potential": potential,
-                        "temperature": temperature, "num_reward_draws": draws})
-    for m in (10, 20):
-        out.append({"label": f"SVDD-PM M={m}", "family": "SVDD-PM", "kind": "svdd", "m": m,
-                    "num_reward_draws": 1})
-    return out
+LENGTH = 48
 
 
 def internal_diversity(smiles: list[str]) -> float:
@@ -73,14 +54,10 @@ def internal_diversity(smiles: list[str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--designs", type=int, default=16, help="designs per seed")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--potentials", nargs="+", default=["difference", "max"])
-    parser.add_argument("--reward-draws", type=int, default=2)
-    parser.add_argument("--num-steps", type=int, default=16,
-                        help="reverse steps of the prior (ancestral sampler when below the "
-                             "length; the length itself gives the exact first-hitting sampler)")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
+    add_arguments(parser, designs=32, seeds=[0, 1, 2], potentials=["difference", "max", "sum"],
+                  num_steps=16, length=LENGTH)
+    parser.add_argument("--reward-draws", type=int, default=2,
+                        help="clean draws per intermediate FK reward (SVDD-PM uses 1)")
     args = parser.parse_args()
     RDLogger.DisableLog("rdApp.*")
     start = time.perf_counter()
@@ -94,27 +71,20 @@ def main() -> None:
     temperature = 0.1 * reward_sd
 
     rows, examples = [], []
-    for method in methods(temperature, args.potentials, args.reward_draws):
-        designs, nfes, walls, invalid, diversity = [], [], [], 0, []
-        for seed in args.seeds:
-            tokens, nfe, wall, bad = run_method(method, prior, reward, args.designs, seed)
-            designs.append(tokens)
-            nfes.append(nfe)
-            walls.append(wall)
-            invalid += bad
-            diversity.append(internal_diversity(prior.decode(tokens)))
-        tokens = np.concatenate(designs)
+    for method in design_methods(temperature, args.potentials,
+                                 fk_reward_draws=args.reward_draws, svdd_reward_draws=1):
+        run = run_seeds(method, prior, reward, args.designs, args.seeds,
+                        lambda tokens: internal_diversity(prior.decode(tokens)))
+        tokens = run.pop("tokens")
         smiles = prior.decode(tokens)
         valid = [s for s in smiles if s and Chem.MolFromSmiles(s) is not None]
         qed_values = reward.score_tokens(tokens)
-        row = {**method, "nfe": float(np.mean(nfes)), "wall": float(np.mean(walls)),
-               "invalid": invalid, "qed": summarise(qed_values),
+        row = {**method, **run, "qed": summarise(qed_values),
                "sa": summarise(-sa.score_tokens(tokens)),
                "logp": summarise(logp.score_tokens(tokens)),
                "elbo": summarise(prior.elbo(tokens, num_orders=4) / tokens.shape[1]),
                "validity": len(valid) / len(smiles),
-               "uniqueness": len(set(valid)) / max(len(valid), 1),
-               "diversity": float(np.nanmean(diversity))}
+               "uniqueness": len(set(valid)) / max(len(valid), 1)}
         rows.append(row)
         order = np.argsort(-np.nan_to_num(qed_values, nan=-1.0))
         examples.append((method["label"], [smiles[i] for i in order[:4]],
@@ -131,9 +101,9 @@ def write(args, rows, examples, temperature, reward_sd, seconds):
     lines = [
         "# Molecule design (QED): pretrained, best-of-N, FK steering, SVDD-PM",
         "",
-        f"Produced by `inference/design_molecules.py` (seeds {args.seeds}, {args.designs} "
-        f"designs per seed, {n} per method; total {seconds:.0f} s on the shared 2-core CPU "
-        f"under `nice`). Prior `moses-selfies-mdm` ({prior_label(args.num_steps)}); reward "
+        f"Produced by `{command_line()}` (seeds {args.seeds}, {args.designs} "
+        f"designs per seed, {n} per method; total {seconds:.0f} s on the shared 2-core CPU). "
+        f"Prior `moses-selfies-mdm` ({prior_label(args.num_steps, LENGTH)}); reward "
         "`qed` (RDKit). FK temperature T = 0.1 × sd of QED under the prior = "
         f"{temperature:.4f} (sd {reward_sd:.3f}), {args.reward_draws} clean draws per "
         "intermediate reward, the design is the final particle with the highest QED; SVDD-PM "
@@ -157,7 +127,8 @@ def write(args, rows, examples, temperature, reward_sd, seconds):
         "",
         "ELBO: the prior's bound on -log p per token (4 masks per design; lower = more typical); "
         "validity: RDKit-parsable and non-empty; uniqueness: distinct / valid; diversity: mean "
-        "pairwise Tanimoto distance (Morgan r=2) within a seed, averaged over seeds; invalid: "
+        "pairwise Tanimoto distance (Morgan r=2) within a seed (mean over seeds, [min, max]); "
+        "invalid: "
         "designs whose reward failed during the run (counted as -inf).",
         "",
         "| method | ELBO / token | validity | uniqueness | diversity | invalid rewards |",
@@ -165,7 +136,7 @@ def write(args, rows, examples, temperature, reward_sd, seconds):
     ]
     for r in rows:
         lines.append(f"| {r['label']} | {fmt(r['elbo']['mean'], 3)} | {r['validity']:.2f} | "
-                     f"{r['uniqueness']:.2f} | {r['diversity']:.3f} | {r['invalid']} |")
+                     f"{r['uniqueness']:.2f} | {fmt(r['diversity'], 3)} | {r['invalid']} |")
     lines += ["", "![QED vs NFE](design_molecules.png)", "",
               "![top designs](design_molecules_examples.png)", ""]
     (args.out / "design_molecules.md").write_text("\n".join(lines))
