@@ -34,12 +34,15 @@ Buchholz, Chopin & Jacob (2021), "Adaptive tuning of HMC within SMC", Bayesian A
 
 from __future__ import annotations
 
+import os
 from typing import Callable, NamedTuple
 
 import numpy as np
 import jax
 import jax.numpy as jnp
 
+from probinfer import _sharding
+from probinfer._checkpoint import Checkpoint
 from probinfer._types import Array, PRNGKey, PyTree
 from probinfer._validation import check_positive_int
 from probinfer.kernels.adaptation import population_adaptation
@@ -410,7 +413,8 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
              kernel: Kernel | None = None, target_ess: float = 0.5,
              adaptation=_DEFAULT_ADAPTATION, kernel_params=None, waste_free: bool = False,
              chain_length: int = 20, resampling="systematic", max_steps: int = 500,
-             progress_bar: bool | None = None, keep_ancestors: bool = False) -> Result:
+             progress_bar: bool | None = None, keep_ancestors: bool = False,
+             checkpoint: Checkpoint | None = None, resume_from=None, mesh=None) -> Result:
     """Adaptive tempered SMC from the prior to the posterior ``∝ prior · exp(log_likelihood)``.
 
     Parameters
@@ -444,6 +448,17 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
     progress_bar : show a progress bar over the steps (default: on).
     keep_ancestors : record every step's ancestor indices in ``info.ancestors``
         (``(steps, N)``); off by default (``None``), keeping memory ``O(N + max_steps)``.
+    checkpoint : a :class:`probinfer.Checkpoint` ``(path, every=k)``: save the run's state
+        and traces to ``path`` (``.npz``, replaced atomically) every ``k`` tempering steps
+        and at the end; no progress bar is shown.
+    resume_from : path of a checkpoint of this run (same key, prior, likelihood, kernel and
+        settings): continue from its step; the result equals the uninterrupted run's.
+    mesh : a :class:`jax.sharding.Mesh` with one axis: the particles (and their moves, the
+        expensive part) are split over its devices (``num_particles`` a multiple of their
+        number). Weights and
+        resampling are global. Same key -> the single-device result to float tolerance
+        (the population adaptation's covariance and the moves' reductions may be summed in
+        another order). ``None``: one device. See ``docs/scaling.md``.
 
     Returns
     -------
@@ -505,6 +520,12 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
             raise ValueError(f"chain_length ({length}) must divide num_particles "
                              f"({num_particles}) for waste-free SMC")
     resampler = get_resampler(resampling)
+    if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+        raise TypeError(f"checkpoint must be a probinfer.Checkpoint, got "
+                        f"{type(checkpoint).__name__}")
+    if resume_from is not None and not isinstance(resume_from, (str, os.PathLike)):
+        raise TypeError(f"resume_from must be a path, got {type(resume_from).__name__}")
+    mesh = _sharding.check_mesh(mesh, num_particles)
 
     example = jax.eval_shape(lambda k: jax.tree_util.tree_map(lambda leaf: leaf[0],
                                                               prior.sample(k, 1)), key)
@@ -519,7 +540,8 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
     params = tempering_params(kernel, example, float(target_ess), kernel_params)
     state, info = execute(key, fk, num_particles, resampler, policies.always(), params,
                           progress_bar is not False, desc="tempered SMC",
-                          keep_ancestors=bool(keep_ancestors))
+                          keep_ancestors=bool(keep_ancestors), checkpoint=checkpoint,
+                          resume_from=resume_from, mesh=mesh)
     bad_prior = int(np.asarray(info.params.num_nonfinite_prior)[0])
     if bad_prior:
         raise ValueError(f"prior.log_density is not finite at {bad_prior} of its own "

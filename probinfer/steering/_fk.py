@@ -28,6 +28,7 @@ over keys or temperatures is one compiled program.
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import NamedTuple
 
@@ -35,6 +36,8 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
+from probinfer import _sharding
+from probinfer._checkpoint import Checkpoint
 from probinfer._compile import cached, runner_key
 from probinfer._progress import PROGRESS_THRESHOLD, chunked_scan
 from probinfer._types import Array, PyTree
@@ -43,7 +46,7 @@ from probinfer.diffusion.base import DiffusionPrior
 from probinfer.particles import policies
 from probinfer.particles.policies import ResamplingPolicy
 from probinfer.particles.resampling import get_resampler
-from probinfer.particles.smc import FeynmanKac, SMCInfo, check_run, warn_on_collapse
+from probinfer.particles.smc import FeynmanKac, SMCInfo, check_run, execute, warn_on_collapse
 from probinfer.particles.smc import init as smc_init
 from probinfer.particles.smc import scan as smc_scan
 from probinfer.particles.smc import step as smc_step
@@ -215,23 +218,44 @@ def _configure(prior, reward, potential, temperature, intermediate_temperature,
     return structure, settings, _policy(policy, ess_threshold, evaluated)
 
 
+def _steering_log_potential(p_prev, p, t):
+    return p.log_potential
+
+
 def _model(prior, reward, structure: _Structure, settings: SteeringSettings) -> FeynmanKac:
-    """The steering run as a FeynmanKac model; ``settings`` may be traced."""
+    """The steering run as a FeynmanKac model; ``settings`` may be traced.
+
+    The model's functions are built once per (prior, reward, structure) and take the
+    settings as :class:`jax.tree_util.Partial` arguments, so models for new settings are
+    equal in structure and share the engine's compiled runs (checkpointed runs included).
+    """
+    init, move, summary = cached(prior, ("fk-model", reward, structure),
+                                 lambda: _model_functions(prior, reward, structure))
+    return FeynmanKac(init=jax.tree_util.Partial(init, settings),
+                      move=jax.tree_util.Partial(move, settings),
+                      log_potential=_steering_log_potential, num_steps=prior.num_steps + 1,
+                      summary=summary)
+
+
+def _model_functions(prior, reward, structure: _Structure):
+    """``init(settings, key, n)``, ``move(settings, key, p, t)`` and ``summary`` of the
+    steering model of :func:`_model`."""
     num_steps = prior.num_steps
     evaluated = np.asarray(structure.evaluated)
     # 0: no potential, 1: intermediate potential, 2: the final correction.
-    kinds = jnp.asarray(evaluated.astype(int) + (np.arange(num_steps + 1) == num_steps))
-    lambdas, final_lam, guidance = settings
+    kinds = evaluated.astype(np.int32) + (np.arange(num_steps + 1) == num_steps)
     potential, reject = structure.potential, structure.reject_invalid
 
-    def init(key, n):
+    def init(settings, key, n):
+        lambdas = settings.inverse_temperatures
         x = prior.init(key, n)
         zero = jnp.zeros(n, lambdas.dtype)
         return SteeringParticles(x, prior.denoise(x, 0), prior.init_memory(x), zero,
                                  potential.initial_accumulator(n, lambdas.dtype), zero, zero,
                                  zero, jnp.zeros(n, bool))
 
-    def propose(key, p, step):
+    def propose(settings, key, p, step):
+        lambdas, _, guidance = settings
         if structure.proposal == "prior":
             x_new, memory = prior.transition_with_memory(key, p.x, p.denoised, p.memory, step)
             return x_new, memory, 0.0
@@ -250,10 +274,11 @@ def _model(prior, reward, structure: _Structure, settings: SteeringSettings) -> 
         memory = prior.next_memory(p.x, p.denoised, p.memory, step)
         return x_new, memory, jnp.where(std > 0, log_ratio, 0.0)
 
-    def move(key, p, t):
+    def move(settings, key, p, t):
+        lambdas, final_lam, _ = settings
         step = t - 1                       # the prior's transition from state t-1 to t
         move_key, reward_key = jax.random.split(key)
-        x_new, memory, log_ratio = propose(move_key, p, step)
+        x_new, memory, log_ratio = propose(settings, move_key, p, step)
         denoised = jax.lax.cond(t < num_steps, lambda: prior.denoise(x_new, t),
                                 lambda: jnp.zeros_like(p.denoised))
 
@@ -294,7 +319,7 @@ def _model(prior, reward, structure: _Structure, settings: SteeringSettings) -> 
             return fn
 
         r, accumulator, applied, last_value, log_g, invalid = jax.lax.switch(
-            kinds[t], [keep, evaluate(False), evaluate(True)])
+            jnp.asarray(kinds)[t], [keep, evaluate(False), evaluate(True)])
         return SteeringParticles(x_new, denoised, memory, r, accumulator, applied, last_value,
                                  log_g + log_ratio, invalid)
 
@@ -306,8 +331,7 @@ def _model(prior, reward, structure: _Structure, settings: SteeringSettings) -> 
                 "reward_max": jnp.max(p.reward),
                 "num_invalid_rewards": jnp.sum(p.invalid).astype(jnp.int32)}
 
-    return FeynmanKac(init=init, move=move, log_potential=lambda p_prev, p, t: p.log_potential,
-                      num_steps=num_steps + 1, summary=summary)
+    return init, move, summary
 
 
 def feynman_kac_model(prior, reward, *, potential="difference", temperature=1.0,
@@ -329,29 +353,31 @@ def feynman_kac_model(prior, reward, *, potential="difference", temperature=1.0,
     return _model(prior, reward, structure, settings), policy
 
 
-def _whole_run(prior, reward, structure, resampler, num_particles):
+def _whole_run(prior, reward, structure, resampler, num_particles, mesh=None):
     def build():
         def run(key, settings, policy):
             return smc_scan(key, _model(prior, reward, structure, settings), num_particles,
-                            resampler, policy)
+                            resampler, policy, mesh=mesh)
         return jax.jit(run)
-    return cached(prior, ("fk", reward, structure, resampler, num_particles), build)
+    return cached(prior, ("fk", reward, structure, resampler, num_particles, mesh), build)
 
 
-def _chunked_run(prior, reward, structure, resampler, num_particles, key, settings, policy):
+def _chunked_run(prior, reward, structure, resampler, num_particles, key, settings, policy,
+                 mesh=None):
     """The same run as :func:`_whole_run` (same keys), compiled in chunks so that a progress
     bar can advance between them."""
-    init_fn = cached(prior, ("fk-init", reward, structure, num_particles), lambda: jax.jit(
-        lambda k, s: smc_init(k, _model(prior, reward, structure, s), num_particles)))
+    init_fn = cached(prior, ("fk-init", reward, structure, num_particles, mesh),
+                     lambda: jax.jit(lambda k, s: smc_init(
+                         k, _model(prior, reward, structure, s), num_particles, mesh=mesh)))
 
     def build_steps():
         def steps(keys, state, s, pol):
             model = _model(prior, reward, structure, s)
-            return jax.lax.scan(lambda st, k: smc_step(k, st, model, resampler, pol), state,
-                                keys)
+            return jax.lax.scan(lambda st, k: smc_step(k, st, model, resampler, pol,
+                                                       mesh=mesh), state, keys)
         return jax.jit(steps)
 
-    steps_fn = cached(prior, ("fk-steps", reward, structure, resampler), build_steps)
+    steps_fn = cached(prior, ("fk-steps", reward, structure, resampler, mesh), build_steps)
     keys = jax.random.split(key, prior.num_steps + 1)
     state, info0 = init_fn(keys[0], settings)
     state, rest = chunked_scan(lambda ks, st: steps_fn(ks, st, settings, policy), state,
@@ -364,7 +390,12 @@ def _check_run(info: SMCInfo, summary: dict, num_particles: int, final_ess,
                reject_invalid: bool) -> None:
     """Errors naming the earliest failing state (NaN rewards first, unless rejected: they
     are the cause of what follows), and a warning when the final weights collapsed."""
-    invalid = np.asarray(summary["num_invalid_rewards"])
+    # One device-to-host transfer for everything checked (each separate read would wait
+    # for the device and copy on its own, a fixed cost that dominates small runs).
+    invalid, nonfinite, increments, final_ess = jax.device_get(
+        (summary["num_invalid_rewards"], info.num_nonfinite, info.log_evidence_increment,
+         final_ess))
+    info = info._replace(num_nonfinite=nonfinite, log_evidence_increment=increments)
     if invalid.any() and not reject_invalid:
         state = int(np.argmax(invalid > 0))
         raise ValueError(
@@ -383,7 +414,8 @@ def fk(key, prior, reward, num_particles: int, *, potential="difference", temper
        potential_start: int | None = None, potential_stop: int | None = None,
        policy="interval", ess_threshold=0.5, resampling="systematic", proposal: str = "prior",
        guidance_scale=1.0, num_reward_draws: int = DEFAULT_NUM_REWARD_DRAWS,
-       invalid_reward: str = "raise", progress_bar=None) -> Result:
+       invalid_reward: str = "raise", progress_bar=None,
+       checkpoint: Checkpoint | None = None, resume_from=None, mesh=None) -> Result:
     """Feynman–Kac steering: ``pi(x_0) ∝ p(x_0) exp(reward(x_0) / temperature)``.
 
     Parameters
@@ -430,6 +462,16 @@ def fk(key, prior, reward, num_particles: int, *, potential="difference", temper
         ``"reject"`` (it counts as ``-inf``: zero weight; counted in
         ``info.num_invalid_rewards``).
     progress_bar : show a progress bar; default only for priors of more than 200 steps.
+    checkpoint : a :class:`probinfer.Checkpoint` ``(path, every=k)``: save the particles,
+        weights and traces to ``path`` (``.npz``, replaced atomically) every ``k`` states and
+        at the end; no progress bar. Needs concrete inputs (not under ``jit``/``vmap``).
+    resume_from : path of a checkpoint of this run (same key, prior, reward and settings):
+        continue from its state; the result equals the uninterrupted run's.
+    mesh : a :class:`jax.sharding.Mesh` with one axis: the particles (and the denoiser and
+        reward calls on them) are split over its devices (``num_particles`` a multiple of
+        their number); weights and resampling are global, so the same key gives the
+        single-device result (to float tolerance where a reduction is summed in another
+        order). ``None``: one device. See ``docs/scaling.md``.
 
     Returns
     -------
@@ -459,8 +501,18 @@ def fk(key, prior, reward, num_particles: int, *, potential="difference", temper
         potential_start, potential_stop, proposal, guidance_scale, num_reward_draws,
         invalid_reward, policy, ess_threshold)
     resampler = get_resampler(resampling)
+    if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+        raise TypeError(f"checkpoint must be a probinfer.Checkpoint, got "
+                        f"{type(checkpoint).__name__}")
+    if resume_from is not None and not isinstance(resume_from, (str, os.PathLike)):
+        raise TypeError(f"resume_from must be a path, got {type(resume_from).__name__}")
+    mesh = _sharding.check_mesh(mesh, num_particles)
     key = runner_key(key)
     concrete = is_concrete(jax.random.key_data(key), settings, policy)
+    saving = checkpoint is not None or resume_from is not None
+    if saving and not concrete:
+        raise ValueError("checkpoint= and resume_from= need concrete inputs: a run under "
+                         "jax.jit or jax.vmap cannot write files between its steps")
     never_resamples = (policy.schedule is None and is_concrete(policy.ess_fraction)
                        and float(policy.ess_fraction) == 0)
     if not prior.is_stochastic and not never_resamples:
@@ -472,10 +524,14 @@ def fk(key, prior, reward, num_particles: int, *, potential="difference", temper
     before = host_calls(reward)
 
     def call():
+        if saving:
+            return execute(key, _model(prior, reward, structure, settings), num_particles,
+                           resampler, policy, checkpoint=checkpoint, resume_from=resume_from,
+                           mesh=mesh)
         if show:
             return _chunked_run(prior, reward, structure, resampler, num_particles, key,
-                                settings, policy)
-        return _whole_run(prior, reward, structure, resampler, num_particles)(
+                                settings, policy, mesh)
+        return _whole_run(prior, reward, structure, resampler, num_particles, mesh)(
             key, settings, policy)
 
     state, smc_info = explain_failures(reward, call)
