@@ -28,6 +28,7 @@ over keys or temperatures is one compiled program.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from typing import NamedTuple
@@ -155,7 +156,24 @@ def evaluation_steps(num_steps: int, every: int | None = None, start: int | None
     return mask
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(
+        value, (bool, np.bool_))
+
+
 def _settings(temperature, intermediate_temperature, guidance_scale, num_steps):
+    if (intermediate_temperature is None and _is_number(temperature)
+            and _is_number(guidance_scale)):
+        # Python numbers (the common call): built with NumPy, in the same dtype and the same
+        # (correctly rounded) division, so a call costs no device operations and no device
+        # round trip before the compiled run; the run receives them as arguments.
+        dtype = np.dtype(jnp.result_type(float))
+        t = np.asarray(temperature, dtype)
+        if not np.isfinite(t) or t <= 0:
+            raise ValueError(f"temperature must be finite and > 0, got {float(t)}")
+        final = np.divide(np.asarray(1.0, dtype), t)
+        return SteeringSettings(np.full(num_steps + 1, final, dtype), final,
+                                np.asarray(guidance_scale, dtype))
     final = 1.0 / check_positive_scalar(temperature, "temperature")
     if intermediate_temperature is None:
         lambdas = jnp.full(num_steps + 1, final)
@@ -175,6 +193,13 @@ def _settings(temperature, intermediate_temperature, guidance_scale, num_steps):
     return SteeringSettings(lambdas, final, guidance)
 
 
+@functools.lru_cache(maxsize=64)
+def _interval_policy(evaluated: tuple) -> ResamplingPolicy:
+    """Resample right after each evaluation: a resample helps only after the weights
+    change. Kept per evaluation mask, so a call builds no arrays."""
+    return policies.at_steps(np.flatnonzero(evaluated[:-1]) + 1, len(evaluated))
+
+
 def _policy(policy, ess_threshold, evaluated) -> ResamplingPolicy:
     num_states = evaluated.size
     if isinstance(policy, ResamplingPolicy):
@@ -183,8 +208,7 @@ def _policy(policy, ess_threshold, evaluated) -> ResamplingPolicy:
                              f"state (num_steps + 1), got {policy.schedule.shape}")
         return policy
     if policy == "interval":
-        # A resample helps only right after the weights change, i.e. after an evaluation.
-        return policies.at_steps(np.flatnonzero(evaluated[:-1]) + 1, num_states)
+        return _interval_policy(tuple(bool(e) for e in evaluated))
     if policy == "ess":
         return policies.ess_below(ess_threshold)
     if policy == "never":
