@@ -285,3 +285,18 @@ def test_gradient_proposal_counts_its_extra_denoiser_passes(key):
     plain = pi.steer.fk(key, prior, quadratic, 50)
     guided = pi.steer.fk(key, prior, quadratic, 50, proposal="gradient")
     assert plain.info.nfe == 50 * 20 and guided.info.nfe == 2 * 50 * 20
+
+
+def test_value_model_ridge_matches_scikit_learn_ridgecv(x64):
+    from sklearn.linear_model import RidgeCV
+    from probinfer.steering._values import RIDGE_PENALTIES, ridge_loo
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 12)) + 3.0
+    y = x @ rng.normal(size=12) + 2.0 + rng.normal(size=200) * 3.0
+    for scale in (1.0, 30.0):          # weak and strong signal-to-penalty: different choices
+        ref = RidgeCV(alphas=RIDGE_PENALTIES).fit(x * scale, y)
+        coef, intercept = ridge_loo(jnp.asarray(x * scale), jnp.asarray(y))
+        np.testing.assert_allclose(np.asarray(coef), ref.coef_, rtol=1e-6, atol=1e-9)
+        # the intercept ȳ - x̄·coef carries the coefficients' rounding times |x̄| ~ 3
+        np.testing.assert_allclose(float(intercept), ref.intercept_, atol=1e-5)
