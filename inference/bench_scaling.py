@@ -237,7 +237,8 @@ def checkpoint_section(sizes, repeats):
     fk = pi.ssm.bootstrap(ssm, ys)
     path = Path(tempfile.mkdtemp()) / "bench.npz"
     lines = ["## Checkpoint overhead (one checkpoint per 10 steps)", "",
-             f"Bootstrap filter, T = {NUM_STEPS}; best of {repeats} runs after a warm-up.", "",
+             f"Bootstrap filter, T = {NUM_STEPS}; best of {repeats} runs after a warm-up. "
+             f"Command: `python inference/bench_scaling.py {' '.join(sys.argv[1:])}`.", "",
              "| N | plain (s) | `checkpoint=pi.Checkpoint(path, every=10)` (s) | overhead "
              "| checkpoint file (MB) |", "|---:|---:|---:|---:|---:|"]
     for num in sizes:
@@ -286,6 +287,9 @@ def main():
     header = (f"# Scaling the SMC engine\n\nMachine: {platform.machine()}, {os.cpu_count()} "
               f"CPUs (shared with other jobs). Command: `python inference/bench_scaling.py "
               f"{' '.join(sys.argv[1:])}`.\n\n")
+    if args.section != "all" and text:
+        # One section rerun: the header keeps the command of the other sections' run.
+        header = re.match(r"\A# Scaling the SMC engine.*?(?=^## |\Z)", text, re.S | re.M)[0]
     text = header + re.sub(r"\A# Scaling the SMC engine.*?(?=^## |\Z)", "", text, flags=re.S | re.M)
     if args.section in ("memory", "all"):
         body = memory_section(sizes, args.repeats, args.rows)

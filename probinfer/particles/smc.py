@@ -447,45 +447,63 @@ def _key_bits(key) -> list:
 def _execute_checkpointed(key, fk, num_particles, resampler, policy, params, keep_ancestors,
                           checkpoint, resume_from, mesh):
     """:func:`execute` in chunks of ``checkpoint.every`` steps with the same per-step keys,
-    saving the state and the infos so far after each chunk; or continuing a saved run."""
+    saving the state and the infos so far after each chunk; or continuing a saved run.
+
+    The infos are gathered on the host as they come (NumPy: concatenating them on the
+    device compiled one program per length, i.e. per chunk), the chunks' keys are sliced on
+    the host (an eager slice of the device keys compiled once per offset), and each chunk's
+    save runs while the next chunk computes (JAX dispatches it asynchronously), so saving
+    costs a device-to-host copy and a file write that overlap the computation.
+    """
     keys = jax.random.split(key, fk.num_steps)
+    impl = jax.random.key_impl(keys)
+    key_data = np.asarray(jax.random.key_data(keys))
     header = {"num_particles": num_particles, "num_steps": fk.num_steps,
               "key": _key_bits(key), "keep_ancestors": bool(keep_ancestors)}
     if resume_from is None:
         state, info0 = _init_jit(keys[0], fk, num_particles, params, keep_ancestors, mesh)
-        infos = jax.tree_util.tree_map(lambda leaf: leaf[None], info0)
+        infos = jax.tree_util.tree_map(lambda leaf: leaf[None], jax.device_get(info0))
     else:
         like = jax.eval_shape(lambda k: init(k, fk, num_particles, params, keep_ancestors),
                               keys[0])
         (state, infos), _ = _checkpoint.load(resume_from, like, header)
-        state, infos = jax.tree_util.tree_map(jnp.asarray, (state, infos))
+        state = jax.tree_util.tree_map(jnp.asarray, state)
     every = fk.num_steps if checkpoint is None else checkpoint.every
     pieces = [infos]
 
-    def save(state):
+    def collect(state, info):
+        pieces.append(jax.device_get(info))
         if checkpoint is not None:
-            infos = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *pieces)
+            infos = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *pieces)
             pieces[:] = [infos]
             _checkpoint.save(checkpoint.path, (state, infos),
                              dict(header, step=int(state.step)))
 
     if fk.done is None:
         t = int(state.step)
+        done = None
         while t < fk.num_steps - 1:
             stop = min(t + every, fk.num_steps - 1)
-            state, rest = _scan_steps_jit(keys[t + 1:stop + 1], state, fk, resampler, policy,
+            chunk_keys = jax.random.wrap_key_data(key_data[t + 1:stop + 1], impl=impl)
+            state, rest = _scan_steps_jit(chunk_keys, state, fk, resampler, policy,
                                           keep_ancestors, mesh)
-            pieces.append(rest)
+            if done is not None:
+                collect(*done)          # the previous chunk, while this one computes
+            done = state, rest
             t = stop
-            save(state)
+        if done is not None:
+            collect(*done)
     else:
         while bool(_running(fk, state)):
             state, info = _step_jit(keys[int(state.step) + 1], state, fk, resampler, policy,
                                     keep_ancestors, mesh)
-            pieces.append(jax.tree_util.tree_map(lambda leaf: leaf[None], info))
+            info = jax.tree_util.tree_map(lambda leaf: leaf[None], jax.device_get(info))
             if int(state.step) % every == 0 or not bool(_running(fk, state)):
-                save(state)
-    return state, jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *pieces)
+                collect(state, info)
+            else:
+                pieces.append(info)
+    infos = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *pieces)
+    return state, jax.tree_util.tree_map(jnp.asarray, infos)
 
 
 def _policy_from(policy, ess_threshold, num_steps) -> ResamplingPolicy:
