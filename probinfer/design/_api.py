@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import jax
 
+from probinfer import _executor
 from probinfer._random import as_key
 from probinfer._validation import check_positive_int
 from probinfer.design._problem import BASE_OBJECTIVES, DEFAULT_WEIGHTS, DesignProblem
@@ -46,12 +47,34 @@ def _weights(weights, targets: Targets) -> dict:
     return merged
 
 
+class _ChunkedPredict:
+    """``predict`` on an executor: a batch of designs in chunks of rows, outputs in order."""
+
+    def __init__(self, predict, executor, chunk_size):
+        self.predict, self.executor, self.chunk_size = predict, executor, chunk_size
+
+    @staticmethod
+    def _rows(out, chunk):
+        if len(out) != len(chunk):
+            raise ValueError(f"predict returned {len(out)} rows for a chunk of {len(chunk)} "
+                             "designs")
+        return out
+
+    def __call__(self, designs: pd.DataFrame):
+        chunks = [designs.iloc[i:j] for i, j in _executor.split(len(designs), self.chunk_size)]
+        outputs = _executor.map_chunks(self.predict, chunks, self.executor, self._rows)
+        if all(isinstance(out, (pd.DataFrame, pd.Series)) for out in outputs):
+            return pd.concat(outputs, ignore_index=True)
+        return np.concatenate([np.asarray(out) for out in outputs])
+
+
 def counterfactuals(query, data: pd.DataFrame, predict: Callable, targets,
                     num_counterfactuals: int, *, key=None, method: str = "nsga2",
                     budget: int = 5000, weights: Mapping | None = None,
                     frozen: Sequence[str] = (), variables: Mapping | None = None,
                     population_size: int | None = None, max_lambda: float = 1000.0,
-                    target_ess: float = 0.5) -> pd.DataFrame:
+                    target_ess: float = 0.5, executor=None,
+                    chunk_size: int = 256) -> pd.DataFrame:
     """Small, plausible, diverse changes of a query design that meet performance targets.
 
     Multi-objective counterfactuals for design (MCD; Regenwetter, Abu Obaideh & Ahmed
@@ -84,6 +107,13 @@ def counterfactuals(query, data: pd.DataFrame, predict: Callable, targets,
         ``budget // 60`` within [64, 1000]).
     max_lambda : SMC only: the final inverse temperature on the objectives.
     target_ess : SMC only: fraction of the ESS kept by each tempering step.
+    executor : any :class:`concurrent.futures.Executor` (a process pool, dask's
+        ``client.get_executor()``, Ray's executor): each batch of designs is split into
+        chunks of at most ``chunk_size`` rows, predicted on it and put back in order, so the
+        result equals the in-process run's. A chunk that fails (an exception, a lost
+        worker, the wrong number of rows) is submitted once more and its error re-raised if
+        it fails again. ``predict`` must then be picklable (a module-level function).
+    chunk_size : rows per chunk with ``executor``.
 
     Returns
     -------
@@ -145,6 +175,10 @@ def counterfactuals(query, data: pd.DataFrame, predict: Callable, targets,
         raise ValueError(f"max_lambda must be a finite number > 0, got {max_lambda!r}")
     if not 0.0 < float(target_ess) < 1.0:
         raise ValueError(f"target_ess must be in (0, 1), got {target_ess!r}")
+
+    chunk_size = _executor.check_executor(executor, chunk_size)
+    if executor is not None:
+        predict = _ChunkedPredict(predict, executor, chunk_size)
 
     seed = _seed_from_key(key)
     predictor = CheckedPredictor(predict, targets)

@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 from scipy.stats import norm as _scipy_norm
 
+from probinfer import _executor
 from probinfer._types import Array, PRNGKey
 from probinfer._validation import check_positive_int
 from probinfer.importance.adaptive import expectations
@@ -262,7 +263,8 @@ def _check_values(values, where):
 
 
 def sobol(key: PRNGKey, fn, inputs, budget: int, *, method: str = "ais-cv",
-          confidence: float = 0.95, names=None, **ais_options) -> SobolResult:
+          confidence: float = 0.95, names=None, executor=None, chunk_size: int = 256,
+          **ais_options) -> SobolResult:
     """First-order and total Sobol' indices of ``fn`` under independent ``inputs``.
 
     Parameters
@@ -278,6 +280,15 @@ def sobol(key: PRNGKey, fn, inputs, budget: int, *, method: str = "ais-cv",
         2023) or ``"pick-freeze"`` (Saltelli 2010 first order, Jansen total; plain MC).
     confidence : level of the delta-method confidence intervals.
     names : input names for the table (default ``x1..xd``).
+    executor : any :class:`concurrent.futures.Executor` (a process pool, dask's
+        ``client.get_executor()``, Ray's executor). ``fn`` is then a batched host function
+        ``(B, d) -> (B,)`` (NumPy, a simulator), called as
+        ``pi.steer.host_reward(fn, executor=executor, chunk_size=chunk_size)``: each batch of
+        evaluations is split into chunks of at most ``chunk_size`` points spread over the
+        executor and put back in order, so the result equals the in-process call's; a chunk
+        that fails is submitted once more and its error re-raised if it fails again.
+        ``fn`` must be picklable (a module-level function).
+    chunk_size : points per chunk with ``executor``.
     **ais_options : passed to :func:`~probinfer.importance.expectations` for ``"ais-cv"``
         (``stage_size``, ``max_stages``, ``num_components``, ``alpha``, ``final_fraction``).
 
@@ -301,6 +312,21 @@ def sobol(key: PRNGKey, fn, inputs, budget: int, *, method: str = "ais-cv",
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if not callable(fn):
         raise TypeError("fn must be callable: one input vector (d,) -> scalar")
+    chunk_size = _executor.check_executor(executor, chunk_size)
+    if executor is not None:
+        from probinfer.steering._rewards import HostReward
+        if isinstance(fn, HostReward):
+            raise TypeError("executor= takes the batched host function itself; fn is already "
+                            "a host_reward (give that one executor= instead)")
+        fn = HostReward(fn, executor=executor, chunk_size=chunk_size)
+        try:
+            result = sobol(key, fn, inputs, budget, method=method, confidence=confidence,
+                           names=names, **ais_options)
+        except Exception:
+            fn.raise_pending()         # the host function's own error, not a NaN report
+            raise
+        fn.raise_pending()
+        return result
     inputs = _check_inputs(inputs)
     d = len(inputs)
     budget = check_positive_int(budget, "budget")

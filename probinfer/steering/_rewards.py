@@ -21,16 +21,14 @@ them plugs in without code changes.
 
 from __future__ import annotations
 
-import concurrent.futures
-
 import numpy as np
 import jax
 import jax.numpy as jnp
 
+from probinfer import _executor
 from probinfer.particles.weights import log_mean_exp
 
 INVALID_REWARD_POLICIES = ("raise", "reject")
-CHUNK_ERROR_POLICIES = ("raise", "nan")
 
 _TRACING_ERRORS = (jax.errors.TracerBoolConversionError, jax.errors.TracerArrayConversionError,
                    jax.errors.TracerIntegerConversionError, jax.errors.ConcretizationTypeError)
@@ -70,24 +68,23 @@ class HostReward:
                  on_chunk_error: str = "raise"):
         if not callable(fn):
             raise TypeError("fn must be a batched callable: samples (B, ...) -> rewards (B,)")
-        if executor is not None and not isinstance(executor, concurrent.futures.Executor):
-            raise TypeError(f"executor must be a concurrent.futures.Executor (a process pool, "
-                            f"dask's client.get_executor(), ...), got {type(executor).__name__}")
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
-                or chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-        if on_chunk_error not in CHUNK_ERROR_POLICIES:
-            raise ValueError(f"on_chunk_error must be one of {CHUNK_ERROR_POLICIES}, got "
-                             f"{on_chunk_error!r}")
+        self.chunk_size = _executor.check_executor(executor, chunk_size, on_chunk_error)
         self.fn = fn
         self.dtype = jnp.result_type(float) if dtype is None else dtype
-        self.executor, self.chunk_size = executor, int(chunk_size)
+        self.executor = executor
         self.on_chunk_error = on_chunk_error
         self.num_calls = 0
         self.num_evaluations = 0
-        self.num_retries = 0
-        self.num_failed_chunks = 0
+        self._counts = _executor.ChunkCounts()
         self._error = None
+
+    @property
+    def num_retries(self) -> int:
+        return self._counts.num_retries
+
+    @property
+    def num_failed_chunks(self) -> int:
+        return self._counts.num_failed_chunks
 
     def _checked(self, out, size):
         out = np.asarray(out, dtype=self.dtype)
@@ -98,24 +95,12 @@ class HostReward:
 
     def _scatter(self, flat):
         """Score ``flat`` in chunks on the executor: each chunk retried once on failure."""
-        starts = range(0, flat.shape[0], self.chunk_size)
-        chunks = [flat[i:i + self.chunk_size] for i in starts]
-        futures = [self.executor.submit(self.fn, chunk) for chunk in chunks]
-        outputs = []
-        for chunk, future in zip(chunks, futures):
-            try:
-                outputs.append(self._checked(future.result(), chunk.shape[0]))
-                continue
-            except Exception:
-                self.num_retries += 1
-            try:
-                outputs.append(self._checked(self.executor.submit(self.fn, chunk).result(),
-                                             chunk.shape[0]))
-            except Exception:
-                if self.on_chunk_error == "raise":
-                    raise
-                self.num_failed_chunks += 1
-                outputs.append(np.full(chunk.shape[0], np.nan, self.dtype))
+        chunks = [flat[i:j] for i, j in _executor.split(flat.shape[0], self.chunk_size)]
+        fail = (None if self.on_chunk_error == "raise"
+                else lambda chunk: np.full(chunk.shape[0], np.nan, self.dtype))
+        outputs = _executor.map_chunks(
+            self.fn, chunks, self.executor,
+            lambda out, chunk: self._checked(out, chunk.shape[0]), fail, self._counts)
         return np.concatenate(outputs) if outputs else np.zeros(0, self.dtype)
 
     def _host(self, event_ndim, x):
