@@ -532,9 +532,22 @@ def check_run(info: SMCInfo, potential: str = "log_potential") -> None:
     (e.g. ``'log_likelihood'`` for tempering).
     """
     bad = np.asarray(info.num_nonfinite) > 0
-    dead = np.isneginf(np.asarray(info.log_evidence_increment))
+    increments = np.asarray(info.log_evidence_increment)
+    dead = np.isneginf(increments)
     first_bad = int(np.argmax(bad)) if bad.any() else None
     first_dead = int(np.argmax(dead)) if dead.any() else None
+    # Finite potentials whose sums pass the float range (with the log-weights, or over the
+    # steps) give a NaN or +inf evidence: reported, not returned as a result.
+    with np.errstate(over="ignore", invalid="ignore"):
+        running = np.cumsum(increments)
+    overflow = np.isnan(running) | (running == np.inf)
+    first_overflow = int(np.argmax(overflow)) if overflow.any() else None
+    if first_overflow is not None and all(first is None or first_overflow < first
+                                          for first in (first_bad, first_dead)):
+        raise ValueError(
+            f"the log-evidence overflowed at step {first_overflow}: {potential} values are "
+            f"too large for {increments.dtype} (their sums pass "
+            f"{np.finfo(increments.dtype).max:.3g}); rescale them")
     if first_dead is not None and (first_bad is None or first_dead < first_bad):
         raise ValueError(
             f"every particle has zero weight at step {first_dead}: all {potential} values "

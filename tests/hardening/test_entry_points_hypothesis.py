@@ -19,7 +19,8 @@ from jax.tree_util import Partial
 import probinfer as pi
 
 T, N = 4, 8
-SPECIAL = st.sampled_from([np.nan, np.inf, -np.inf, 1e4, -1e4, 0.0])
+# 3e38 is near the float32 maximum: two of them overflow the evidence.
+SPECIAL = st.sampled_from([np.nan, np.inf, -np.inf, 3e38, -3e38, 1e4, -1e4, 0.0])
 VALUES = st.one_of(st.floats(-50.0, 50.0, width=32), SPECIAL)
 
 
@@ -42,7 +43,8 @@ def _model(table):
 
 def _documented(error: ValueError) -> bool:
     text = str(error)
-    return "returned NaN or +inf" in text or "zero weight" in text
+    return ("returned NaN or +inf" in text or "zero weight" in text
+            or "log-evidence overflowed" in text)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -58,12 +60,21 @@ def test_smc_run_gives_a_result_or_a_documented_error(table, dtype, seed, policy
         nonfinite = np.isnan(table) | (table == np.inf)
         # Resampling at every step revives every particle, so only a step whose potentials
         # are all -inf kills an "always" run; without resampling -inf accumulate.
-        assert nonfinite.any() or np.isneginf(table).all(axis=1).any() or policy == "never"
+        extreme = np.abs(table) > 1e38
+        assert (nonfinite.any() or extreme.any() or np.isneginf(table).all(axis=1).any()
+                or policy == "never"), error
         return
     assert not np.isnan(np.asarray(res.log_weights)).any()
     assert np.isfinite(float(res.log_evidence))
     # No potential was NaN or +inf anywhere a particle with weight could reach.
     assert not (np.isnan(table) | (table == np.inf)).any()
+
+
+def test_evidence_overflow_is_an_error_not_an_infinite_result():
+    # Each potential is finite; their sum over the steps passes the float32 maximum.
+    table = np.full((T, N), 1e38, np.float32)
+    with pytest.raises(ValueError, match="log-evidence overflowed at step 3"):
+        pi.smc.run(0, _model(table), N, policy="never")
 
 
 def _prior():
