@@ -197,6 +197,7 @@ def reward_vs_nfe_figure(rows: list[dict], keys: list[tuple[str, str]], path, ti
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 3.8), squeeze=False)
     families = {}
@@ -211,6 +212,10 @@ def reward_vs_nfe_figure(rows: list[dict], keys: list[tuple[str, str]], path, ti
                              r[key]["median"][2] - r[key]["median"][0]] for r in items]).T
             ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=family)
         ax.set_xscale("log")
+        # Label the budgets themselves: log-axis minor labels collide over this short range.
+        nfes = sorted({round(r["nfe"]) for r in rows})
+        ax.set_xticks(nfes, [str(n) for n in nfes], fontsize=7, rotation=45)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("NFE per design (denoiser calls)")
         ax.set_ylabel(f"median {label}")
         ax.grid(alpha=0.3)
