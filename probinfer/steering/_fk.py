@@ -196,8 +196,10 @@ def _settings(temperature, intermediate_temperature, guidance_scale, num_steps):
 @functools.lru_cache(maxsize=64)
 def _interval_policy(evaluated: tuple) -> ResamplingPolicy:
     """Resample right after each evaluation: a resample helps only after the weights
-    change. Kept per evaluation mask, so a call builds no arrays."""
-    return policies.at_steps(np.flatnonzero(evaluated[:-1]) + 1, len(evaluated))
+    change. Kept per evaluation mask, so a call builds no arrays; built as concrete arrays
+    even when the first call is traced (under jit), which would otherwise cache tracers."""
+    with jax.ensure_compile_time_eval():
+        return policies.at_steps(np.flatnonzero(evaluated[:-1]) + 1, len(evaluated))
 
 
 def _policy(policy, ess_threshold, evaluated) -> ResamplingPolicy:
@@ -279,7 +281,7 @@ def _model_functions(prior, reward, structure: _Structure):
                                  zero, jnp.zeros(n, bool))
 
     def propose(settings, key, p, step):
-        lambdas, _, guidance = settings
+        lambdas, _, guidance = jax.tree_util.tree_map(jnp.asarray, settings)
         if structure.proposal == "prior":
             x_new, memory = prior.transition_with_memory(key, p.x, p.denoised, p.memory, step)
             return x_new, memory, 0.0
@@ -299,7 +301,8 @@ def _model_functions(prior, reward, structure: _Structure):
         return x_new, memory, jnp.where(std > 0, log_ratio, 0.0)
 
     def move(settings, key, p, t):
-        lambdas, final_lam, _ = settings
+        # NumPy settings (feynman_kac_model called with Python numbers) become constants.
+        lambdas, final_lam, _ = jax.tree_util.tree_map(jnp.asarray, settings)
         step = t - 1                       # the prior's transition from state t-1 to t
         move_key, reward_key = jax.random.split(key)
         x_new, memory, log_ratio = propose(settings, move_key, p, step)
