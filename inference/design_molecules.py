@@ -14,7 +14,7 @@ study: FK uses 2 clean draws per intermediate reward, SVDD-PM 1 (``--reward-draw
 FK temperature: ``T = 0.1 x`` the sd of QED under the prior. Methods:
 ``_design_common.design_methods`` (the list both studies share), at matched NFE.
 
-Run from the repository root (the committed table, 4 seeds x 64 designs, took 701 s on the
+Run from the repository root (the committed table, 4 seeds x 64 designs, took 602 s on the
 shared 2-core CPU)::
 
     nice -n 10 .venv/bin/python inference/design_molecules.py --designs 64 --seeds 0 1 2 3
