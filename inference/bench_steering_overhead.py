@@ -14,6 +14,11 @@ classifier as a host reward (what a user pays, reward calls included). Default s
 ``pi.steer.fk``. Writes ``docs/results/bench_steering_overhead.md``.
 
     .venv/bin/python inference/bench_steering_overhead.py [--repeats 15]
+
+``--breakdown 300`` instead prints where the time of one ``pi.steer.fk`` call goes on the
+2-D prior at k = 64: unguided sampling, the compiled steering run alone (the private
+function ``fk`` calls, same keys, settings and policy) and the whole call, interleaved,
+medians of that many calls (a table for the results page; nothing is written).
 """
 
 from __future__ import annotations
@@ -45,17 +50,56 @@ def median_ratio(unguided, steered, repeats):
     return mu, ms, ms / mu
 
 
+def analytic_problem():
+    mix = pi.GaussianMixture(jnp.array([0.9, 0.1]), jnp.array([[-2.0, 0.0], [2.0, 1.0]]),
+                             0.3 * jnp.stack([jnp.eye(2)] * 2))
+    center = jnp.array([2.0, 1.0])
+    return (pi.diffusion.GaussianMixturePrior(mix, num_steps=100),
+            lambda x: -0.5 * jnp.sum((x - center) ** 2))
+
+
+def breakdown(repeats, k=64):
+    """Unguided sampling vs the compiled steering run alone vs the whole ``fk`` call."""
+    from probinfer._compile import runner_key
+    from probinfer.particles.resampling import get_resampler
+    from probinfer.steering import _fk
+
+    analytic, quadratic = analytic_problem()
+    structure, settings, policy = _fk._configure(
+        analytic, quadratic, "difference", 1.0, None, None, None, None, "prior", 1.0, 16,
+        "raise", "interval", 0.5)
+    run = _fk._whole_run(analytic, quadratic, structure, get_resampler("systematic"), k)
+    calls = {
+        "`prior.sample` (unguided, 100 steps)": lambda s: analytic.sample(jax.random.key(s), k),
+        "the compiled steering run alone (same keys, settings, policy)":
+            lambda s: run(runner_key(jax.random.key(s)), settings, policy)[0].particles.x,
+        "`pi.steer.fk` (validation, configuration, the run, its checks, the result)":
+            lambda s: pi.steer.fk(jax.random.key(s), analytic, quadratic, k).samples,
+    }
+    times = {name: [] for name in calls}
+    for fn in calls.values():
+        jax.block_until_ready(fn(0))
+    for r in range(repeats):
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            jax.block_until_ready(fn(r + 1))
+            times[name].append(time.perf_counter() - start)
+    print(f"k = {k}, {repeats} interleaved calls each, load average {os.getloadavg()[0]:.1f}")
+    print("| call | ms |\n|---|---:|")
+    for name, values in times.items():
+        print(f"| {name} | {1e3 * np.median(values):.2f} |")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--breakdown", type=int, default=0, metavar="CALLS",
+                        help="print the time breakdown of one call instead (see docstring)")
     args = parser.parse_args()
+    if args.breakdown:
+        return breakdown(args.breakdown)
     rows = []
-
-    mix = pi.GaussianMixture(jnp.array([0.9, 0.1]), jnp.array([[-2.0, 0.0], [2.0, 1.0]]),
-                             0.3 * jnp.stack([jnp.eye(2)] * 2))
-    analytic = pi.diffusion.GaussianMixturePrior(mix, num_steps=100)
-    center = jnp.array([2.0, 1.0])
-    quadratic = lambda x: -0.5 * jnp.sum((x - center) ** 2)
+    analytic, quadratic = analytic_problem()
     for k in (64, 1024):
         mu, ms, ratio = median_ratio(
             lambda s: analytic.sample(jax.random.key(s), k),
