@@ -22,7 +22,7 @@ selection pressure of best-of-8. Methods: ``_design_common.design_methods`` (the
 studies share), at matched NFE.
 
 Run from the repository root (the wheel is ``pip download --no-deps mavenn -d /tmp/mavenn``;
-the committed table, 4 seeds x 64 designs, took 477 s on the shared 2-core CPU)::
+the committed table, 4 seeds x 64 designs, took 514 s on the shared 2-core CPU)::
 
     nice -n 10 .venv/bin/python inference/design_dna.py --wheel /tmp/mavenn/mavenn-1.1.4-py3-none-any.whl --designs 64 --seeds 0 1 2 3
 
