@@ -99,6 +99,9 @@ PROBINFER_SIDE = [
     ("DPM-Solver++(2M)", "dpm_solver_2m", "logsnr"),
     ("DPM-Solver++(3M)", "dpm_solver_3m", "logsnr"),
     ("DPM-Solver++(3M)", "dpm_solver_3m", "uniform"),
+    ("DPM-Solver++(2M)", "dpm_solver_2m", "quadratic"),
+    ("DPM-Solver++(2M)", "dpm_solver_2m", "trailing"),
+    ("DPM-Solver++(3M)", "dpm_solver_3m", "trailing"),
 ]
 # (name, scheduler class name, keyword arguments)
 DIFFUSERS_SIDE = [
@@ -228,7 +231,9 @@ def write(rows, curves, side, args, timing):
     lines += ["## probinfer and diffusers side by side (same exact denoiser)", "",
               "Schedule: the DDPM linear schedule of 1000 training steps (diffusers' default "
               "betas 1e-4 to 0.02; `pi.diffusion.DiscreteVPSchedule.linear(1000)`), noise "
-              "range sigma/alpha from 157 down to 0.01, then the data. diffusers' "
+              "range sigma/alpha from 157 down to 0.01, then the data (`trailing`: the "
+              "training steps 999, 999 - 1000/n, ..., as diffusers' `trailing` spacing, whose "
+              "last noisy level is t = 1000/n - 1, then the data). diffusers' "
               "schedulers run their own loop with `prediction_type=\"sample\"` and receive "
               "the exact posterior mean at their own noise level; probinfer's samplers run "
               "on the same schedule. Two-call samplers (Heun, 2S) get the most steps whose "
