@@ -59,6 +59,15 @@ class Checkpoint:
         object.__setattr__(self, "every", check_positive_int(self.every, "every"))
 
 
+def check_options(checkpoint, resume_from) -> None:
+    """Validate ``checkpoint=`` and ``resume_from=`` of a runner."""
+    if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+        raise TypeError(f"checkpoint must be a probinfer.Checkpoint, got "
+                        f"{type(checkpoint).__name__}")
+    if resume_from is not None and not isinstance(resume_from, (str, os.PathLike)):
+        raise TypeError(f"resume_from must be a path, got {type(resume_from).__name__}")
+
+
 def save(path, tree, header: dict) -> None:
     """Write ``tree`` (a pytree of arrays) and ``header`` to ``path`` atomically."""
     path = Path(path)

@@ -22,7 +22,6 @@ is the convenience runner with validation, a progress bar and clear errors.
 from __future__ import annotations
 
 import dataclasses
-import os
 import warnings
 from typing import Callable, Hashable, NamedTuple
 
@@ -643,11 +642,7 @@ def run(key: PRNGKey, fk: FeynmanKac, num_particles: int, resampling="systematic
     num_particles = check_positive_int(num_particles, "num_particles")
     resampler = get_resampler(resampling)
     policy = _policy_from(policy, ess_threshold, fk.num_steps)
-    if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
-        raise TypeError(f"checkpoint must be a probinfer.Checkpoint, got "
-                        f"{type(checkpoint).__name__}")
-    if resume_from is not None and not isinstance(resume_from, (str, os.PathLike)):
-        raise TypeError(f"resume_from must be a path, got {type(resume_from).__name__}")
+    _checkpoint.check_options(checkpoint, resume_from)
     mesh = _sharding.check_mesh(mesh, num_particles)
     state, info = execute(key, fk, num_particles, resampler, policy, params, progress_bar,
                           keep_ancestors=keep_ancestors, checkpoint=checkpoint,

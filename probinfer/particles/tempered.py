@@ -34,14 +34,13 @@ Buchholz, Chopin & Jacob (2021), "Adaptive tuning of HMC within SMC", Bayesian A
 
 from __future__ import annotations
 
-import os
 from typing import Callable, NamedTuple
 
 import numpy as np
 import jax
 import jax.numpy as jnp
 
-from probinfer import _sharding
+from probinfer import _checkpoint, _sharding
 from probinfer._checkpoint import Checkpoint
 from probinfer._types import Array, PRNGKey, PyTree
 from probinfer._validation import check_positive_int
@@ -520,11 +519,7 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
             raise ValueError(f"chain_length ({length}) must divide num_particles "
                              f"({num_particles}) for waste-free SMC")
     resampler = get_resampler(resampling)
-    if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
-        raise TypeError(f"checkpoint must be a probinfer.Checkpoint, got "
-                        f"{type(checkpoint).__name__}")
-    if resume_from is not None and not isinstance(resume_from, (str, os.PathLike)):
-        raise TypeError(f"resume_from must be a path, got {type(resume_from).__name__}")
+    _checkpoint.check_options(checkpoint, resume_from)
     mesh = _sharding.check_mesh(mesh, num_particles)
 
     example = jax.eval_shape(lambda k: jax.tree_util.tree_map(lambda leaf: leaf[0],

@@ -29,7 +29,6 @@ over keys or temperatures is one compiled program.
 from __future__ import annotations
 
 import functools
-import os
 import warnings
 from typing import NamedTuple
 
@@ -37,7 +36,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
-from probinfer import _sharding
+from probinfer import _checkpoint, _sharding
 from probinfer._checkpoint import Checkpoint
 from probinfer._compile import cached, runner_key
 from probinfer._progress import PROGRESS_THRESHOLD, chunked_scan
@@ -528,11 +527,7 @@ def fk(key, prior, reward, num_particles: int, *, potential="difference", temper
         potential_start, potential_stop, proposal, guidance_scale, num_reward_draws,
         invalid_reward, policy, ess_threshold)
     resampler = get_resampler(resampling)
-    if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
-        raise TypeError(f"checkpoint must be a probinfer.Checkpoint, got "
-                        f"{type(checkpoint).__name__}")
-    if resume_from is not None and not isinstance(resume_from, (str, os.PathLike)):
-        raise TypeError(f"resume_from must be a path, got {type(resume_from).__name__}")
+    _checkpoint.check_options(checkpoint, resume_from)
     mesh = _sharding.check_mesh(mesh, num_particles)
     key = runner_key(key)
     concrete = is_concrete(jax.random.key_data(key), settings, policy)
