@@ -68,7 +68,7 @@ MODELS = {"digits-ddpm": "digits_ddpm", "digits-classifier": "digits_classifier"
 # Oracles of :func:`load_oracle`: RDKit properties of molecules, and zoo regressors of DNA;
 # besides these, "jaspar:<matrix id>" names any JASPAR matrix (a motif reward of DNA).
 ORACLES = ("qed", "sa", "logp", "mw", "lac-expression", "lac-expression-heldout")
-JASPAR_PREFIX = "jaspar:"
+_JASPAR_PREFIX = "jaspar:"
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -434,14 +434,14 @@ def load_oracle(name: str, *, device: str = "cpu", models_dir=None):
     0.443
     """
     if not isinstance(name, str) or (name not in ORACLES and not (
-            name.startswith(JASPAR_PREFIX) and len(name) > len(JASPAR_PREFIX))):
-        raise ValueError(f"name must be one of {list(ORACLES)} or '{JASPAR_PREFIX}<matrix id>' "
-                         f"(e.g. '{JASPAR_PREFIX}MA0108.3'), got {name!r}")
+            name.startswith(_JASPAR_PREFIX) and len(name) > len(_JASPAR_PREFIX))):
+        raise ValueError(f"name must be one of {list(ORACLES)} or '{_JASPAR_PREFIX}<matrix id>' "
+                         f"(e.g. '{_JASPAR_PREFIX}MA0108.3'), got {name!r}")
     from probinfer import _zoo_design
 
-    if name.startswith(JASPAR_PREFIX):
+    if name.startswith(_JASPAR_PREFIX):
         config = read_config(model_dir("lac-promoter-mdm", models_dir) / CONFIG_FILE)
-        return _zoo_design.jaspar_oracle(name[len(JASPAR_PREFIX):],
+        return _zoo_design.jaspar_oracle(name[len(_JASPAR_PREFIX):],
                                          _zoo_design.tokenizer_from_config(config))
     if name in _zoo_design.CHEMISTRY_ORACLES:
         config = read_config(model_dir("moses-selfies-mdm", models_dir) / CONFIG_FILE)
