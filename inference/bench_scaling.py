@@ -14,6 +14,13 @@ Sections (``--section``, default all):
   pi.ssm.bootstrap(ssm, ys), N)`` when the model is rebuilt every call (new data of the same
   shape), against the same model reused.
 - ``checkpoint``: overhead of ``checkpoint=pi.Checkpoint(path, every=10)`` on the same filter.
+- ``devices``: weak and strong scaling of ``pi.smc.run`` (the same filter) and ``pi.steer.fk``
+  (a 2-D Gaussian-mixture prior, 100 steps, quadratic reward) with ``mesh=`` over 1, 2, 4, 8
+  devices, each configuration in a fresh process with 8 virtual CPU devices
+  (``--xla_force_host_platform_device_count=8``). Virtual devices share the machine's cores,
+  so on a CPU this measures what sharding costs (partitioning, the gather of the
+  log-weights, the exchange of resampled particles), not a speed-up; on a multi-GPU
+  machine the same section measures the speed-up.
 
 Usage::
 
@@ -138,8 +145,70 @@ def _idle_worker():
     return {"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def _in_subprocess(*args):
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+def _devices_worker(runner, num_devices, num_particles, repeats):
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import Mesh
+    import probinfer as pi
+    mesh = Mesh(jax.devices()[:num_devices], ("particles",))
+    if runner == "filter":
+        ssm, ys = _problem()
+        fk = pi.ssm.bootstrap(ssm, ys)
+
+        def once(seed):
+            return pi.smc.run(seed, fk, num_particles, mesh=mesh).log_evidence
+    else:
+        mix = pi.GaussianMixture(jnp.array([0.9, 0.1]), jnp.array([[-2.0, 0.0], [2.0, 1.0]]),
+                                 0.3 * jnp.stack([jnp.eye(2)] * 2))
+        prior = pi.diffusion.GaussianMixturePrior(mix, num_steps=100)
+        center = jnp.array([2.0, 1.0])
+
+        def reward(x):      # one function object: a new one per call would recompile
+            return -0.5 * jnp.sum((x - center) ** 2)
+
+        def once(seed):
+            return pi.steer.fk(seed, prior, reward, num_particles, mesh=mesh).log_evidence
+
+    once(0).block_until_ready()
+    best = min(_timed(lambda: once(r + 1).block_until_ready()) for r in range(repeats))
+    return {"runner": runner, "num_devices": num_devices, "num_particles": num_particles,
+            "seconds": best}
+
+
+def devices_section(base_filter, base_fk, repeats):
+    counts = (1, 2, 4, 8)
+    rows = []
+    for runner, base in (("filter", base_filter), ("fk", base_fk)):
+        for mode in ("strong", "weak"):
+            for d in counts:
+                num = base * 8 if mode == "strong" else base * d
+                r = _in_subprocess("devices", runner, d, num, repeats, device_count=8)
+                r["mode"] = mode
+                rows.append(r)
+                print(json.dumps(r), flush=True)
+    names = {"filter": f"`pi.smc.run`, bootstrap filter, T = {NUM_STEPS}",
+             "fk": "`pi.steer.fk`, 2-D mixture prior, 100 steps"}
+    lines = ["## Sharded particles over 1, 2, 4, 8 virtual CPU devices", "",
+             f"`mesh=Mesh(jax.devices()[:d], ('particles',))`; best of {repeats} compiled runs "
+             f"in a fresh process with 8 virtual devices on {os.cpu_count()} CPU cores. Strong "
+             "scaling: the same total N on d devices (ideal: time / d); weak: N = base × d "
+             "(ideal: constant time). Efficiency = ideal time / measured time. The virtual "
+             "devices share the cores, so above d = cores no speed-up is possible here: the "
+             "columns say what the sharded program costs over one device, not what GPUs "
+             "would gain. Command: "
+             f"`python inference/bench_scaling.py {' '.join(sys.argv[1:])}`.", "",
+             "| runner | scaling | N | d | s / run | efficiency |", "|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        one = next(q for q in rows if q["runner"] == r["runner"] and q["mode"] == r["mode"]
+                   and q["num_devices"] == 1)
+        ideal = one["seconds"] / r["num_devices"] if r["mode"] == "strong" else one["seconds"]
+        lines.append(f"| {names[r['runner']]} | {r['mode']} | {r['num_particles']} | "
+                     f"{r['num_devices']} | {r['seconds']:.3f} | {ideal / r['seconds']:.2f} |")
+    return "\n".join(lines)
+
+
+def _in_subprocess(*args, device_count=1):
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={device_count}")
     out = subprocess.run([sys.executable, __file__, "--worker", *map(str, args)], env=env,
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -167,7 +236,8 @@ def memory_section(sizes, repeats, measured=None):
         f"Fresh process per row; peak RSS includes the process baseline (`import probinfer` "
         f"and JAX start-up: {idle:.0f} MB). One float32 particle array at N is 4 N bytes. "
         f"Time: best of {repeats} compiled runs (1 at N >= 4·10^6) / (N T); "
-        "`flat` is the time per particle-step relative to the smallest N.",
+        "`flat` is the time per particle-step relative to the smallest N. Command: "
+        f"`python inference/bench_scaling.py {' '.join(sys.argv[1:])}`.",
         "",
         "| N | run | peak RSS (MB) | RSS − baseline (MB) | ratio to JAX (over baseline) "
         "| ns / particle-step | flat | log Z − exact |",
@@ -269,17 +339,26 @@ def _replace_section(text, title, body):
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         kind = sys.argv[2]
-        result = _idle_worker() if kind == "idle" else _memory_worker(
-            kind, int(sys.argv[3]), int(sys.argv[4]))
+        if kind == "idle":
+            result = _idle_worker()
+        elif kind == "devices":
+            result = _devices_worker(sys.argv[3], *map(int, sys.argv[4:7]))
+        else:
+            result = _memory_worker(kind, int(sys.argv[3]), int(sys.argv[4]))
         print(json.dumps(result))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--section", choices=["memory", "compile", "checkpoint", "all"],
+    parser.add_argument("--section", choices=["memory", "compile", "checkpoint", "devices", "all"],
                         default="all")
     parser.add_argument("--max-particles", type=int, default=10_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rows", help="tabulate the memory rows (JSON lines) printed by an "
                         "earlier run instead of measuring them again")
+    parser.add_argument("--devices-base-filter", type=int, default=2 ** 15,
+                        help="particles per device of the weak scaling of the filter (strong "
+                             "scaling runs 8 times this on every device count)")
+    parser.add_argument("--devices-base-fk", type=int, default=2 ** 10,
+                        help="the same for FK steering")
     args = parser.parse_args()
     sizes = [n for n in (100_000, 1_000_000, 4_000_000, 10_000_000) if n <= args.max_particles]
 
@@ -299,6 +378,9 @@ def main():
     if args.section in ("checkpoint", "all"):
         text = _replace_section(text, "Checkpoint overhead", checkpoint_section(
             [n for n in (100_000, 1_000_000) if n <= args.max_particles], args.repeats))
+    if args.section in ("devices", "all"):
+        text = _replace_section(text, "Sharded particles", devices_section(
+            args.devices_base_filter, args.devices_base_fk, args.repeats))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text)
     print(text)
