@@ -14,6 +14,10 @@ Sections (``--section``, default all):
   pi.ssm.bootstrap(ssm, ys), N)`` when the model is rebuilt every call (new data of the same
   shape), against the same model reused.
 - ``checkpoint``: overhead of ``checkpoint=pi.Checkpoint(path, every=10)`` on the same filter.
+- ``chunks``: peak memory of ``pi.steer.fk`` (2-D mixture prior, 20 steps) with a reward
+  whose intermediate is large (the mean of 4 096 random Fourier features of a particle,
+  16 KB per particle), at N and 10 N particles, all at once against ``chunk_size=1024``;
+  fresh process per row.
 - ``devices``: weak and strong scaling of ``pi.smc.run`` (the same filter) and ``pi.steer.fk``
   (a 2-D Gaussian-mixture prior, 100 steps, quadratic reward) with ``mesh=`` over 1, 2, 4, 8
   devices, each configuration in a fresh process with 8 virtual CPU devices
@@ -173,6 +177,45 @@ def _devices_worker(runner, num_devices, num_particles, repeats):
     best = min(_timed(lambda: once(r + 1).block_until_ready()) for r in range(repeats))
     return {"runner": runner, "num_devices": num_devices, "num_particles": num_particles,
             "seconds": best}
+
+
+def _chunks_worker(num_particles, chunk_size):
+    import jax
+    import jax.numpy as jnp
+    import probinfer as pi
+    mix = pi.GaussianMixture(jnp.array([0.9, 0.1]), jnp.array([[-2.0, 0.0], [2.0, 1.0]]),
+                             0.3 * jnp.stack([jnp.eye(2)] * 2))
+    prior = pi.diffusion.GaussianMixturePrior(mix, num_steps=20)
+    frequencies = jax.random.normal(jax.random.key(0), (4096, 2))
+
+    def reward(x):
+        return jnp.mean(jnp.cos(frequencies @ x))
+
+    chunk = None if chunk_size == 0 else chunk_size
+    res = pi.steer.fk(0, prior, reward, num_particles, chunk_size=chunk)
+    res.log_evidence.block_until_ready()
+    return {"num_particles": num_particles, "chunk_size": chunk_size,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def chunks_section(base):
+    idle = _in_subprocess("idle")["peak_mb"]
+    rows = []
+    for num in (base, 10 * base):
+        for chunk in (0, 1024):
+            rows.append(_in_subprocess("chunks", num, chunk))
+            print(json.dumps(rows[-1]), flush=True)
+    lines = ["## Chunked evaluation (`pi.steer.fk(..., chunk_size=)`)", "",
+             "2-D mixture prior, 20 steps; a reward whose intermediate is 4 096 floats per "
+             "particle (mean of random Fourier features), so all-at-once evaluation holds "
+             "16 KB per particle. Peak resident memory of a fresh process above its "
+             f"baseline ({idle:.0f} MB). Command: "
+             f"`python inference/bench_scaling.py {' '.join(sys.argv[1:])}`.", "",
+             "| N | all at once (MB) | `chunk_size=1024` (MB) |", "|---:|---:|---:|"]
+    for num in (base, 10 * base):
+        got = {r["chunk_size"]: r["peak_mb"] - idle for r in rows if r["num_particles"] == num}
+        lines.append(f"| {num} | {got[0]:.0f} | {got[1024]:.0f} |")
+    return "\n".join(lines)
 
 
 def devices_section(base_filter, base_fk, repeats):
@@ -341,6 +384,8 @@ def main():
         kind = sys.argv[2]
         if kind == "idle":
             result = _idle_worker()
+        elif kind == "chunks":
+            result = _chunks_worker(int(sys.argv[3]), int(sys.argv[4]))
         elif kind == "devices":
             result = _devices_worker(sys.argv[3], *map(int, sys.argv[4:7]))
         else:
@@ -348,7 +393,8 @@ def main():
         print(json.dumps(result))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--section", choices=["memory", "compile", "checkpoint", "devices", "all"],
+    parser.add_argument("--section", choices=["memory", "compile", "checkpoint", "chunks", "devices",
+                                                "all"],
                         default="all")
     parser.add_argument("--max-particles", type=int, default=10_000_000)
     parser.add_argument("--repeats", type=int, default=3)
@@ -378,6 +424,8 @@ def main():
     if args.section in ("checkpoint", "all"):
         text = _replace_section(text, "Checkpoint overhead", checkpoint_section(
             [n for n in (100_000, 1_000_000) if n <= args.max_particles], args.repeats))
+    if args.section in ("chunks", "all"):
+        text = _replace_section(text, "Chunked evaluation", chunks_section(8192))
     if args.section in ("devices", "all"):
         text = _replace_section(text, "Sharded particles", devices_section(
             args.devices_base_filter, args.devices_base_fk, args.repeats))

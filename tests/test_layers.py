@@ -35,7 +35,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "probinfer"
 
 LAYERS = {
     0: ("_types", "_validation", "_random", "_progress", "_compile", "_optional", "result",
-        "_checkpoint", "_sharding", "_executor",
+        "_checkpoint", "_sharding", "_executor", "_chunks",
         "targets",
         "particles", "kernels", "smc"),
     1: ("diffusion", "ssm"),

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
+from probinfer._chunks import in_row_blocks
 from probinfer._types import Array
 from probinfer._validation import (as_float_array, check_finite, check_positive_int,
                                    check_positive_scalar, check_probability_vector, is_concrete)
@@ -53,15 +54,6 @@ def _pairwise(x, y, cost):
     return jnp.where(pos, jnp.sqrt(jnp.where(pos, sq, 1.0)), 0.0)
 
 
-def _blocked_rows(fn, x, block):
-    """``fn`` applied to row blocks of ``x``: memory ``block * m`` instead of ``n * m``."""
-    n = x.shape[0]
-    pad = (-n) % block
-    xp = jnp.concatenate([x, jnp.broadcast_to(x[:1], (pad,) + x.shape[1:])]) if pad else x
-    out = jax.lax.map(fn, xp.reshape((-1, block) + x.shape[1:]))
-    return jax.tree_util.tree_map(lambda o: o.reshape((-1,) + o.shape[2:])[:n], out)
-
-
 class _Geometry(NamedTuple):
     """Point clouds, and the cost matrix when it is small enough to keep."""
     x: Array
@@ -73,7 +65,7 @@ class _Geometry(NamedTuple):
         z = (pot_y + eps * log_b)
         if self.cost_matrix is not None:
             return -eps * logsumexp((z[None, :] - self.cost_matrix) / eps, axis=1)
-        return _blocked_rows(
+        return in_row_blocks(
             lambda xb: -eps * logsumexp((z[None, :] - _pairwise(xb, self.y, cost)) / eps, 1),
             self.x, _BLOCK)
 
@@ -144,7 +136,7 @@ class Coupling:
         vv = v if v.ndim == 2 else v[:, None]
         stacked = jnp.concatenate([self.x, self.f[:, None], self.log_a[:, None]], axis=1)
         d = self.x.shape[1]
-        out = _blocked_rows(
+        out = in_row_blocks(
             lambda s: jnp.exp(self._log_rows(s[:, :d], s[:, d], s[:, d + 1])) @ vv,
             stacked, _BLOCK)
         return out if v.ndim == 2 else out[:, 0]
@@ -229,7 +221,7 @@ def _solve_one(x, y, a, b, epsilon, tol, max_iter, epsilon_start, epsilon_decay,
         coupling = coupling_op
         d = x.shape[1]
         stacked = jnp.concatenate([x, f[:, None], log_a[:, None]], axis=1)
-        transport_cost = jnp.sum(_blocked_rows(
+        transport_cost = jnp.sum(in_row_blocks(
             lambda s: jnp.sum(jnp.exp(coupling_op._log_rows(s[:, :d], s[:, d], s[:, d + 1]))
                               * _pairwise(s[:, :d], y, cost), axis=1),
             stacked, _BLOCK))

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 
 from probinfer import _checkpoint, _sharding
 from probinfer._checkpoint import Checkpoint
+from probinfer._chunks import check_chunk_size, in_row_blocks
 from probinfer._compile import cached, runner_key
 from probinfer._progress import PROGRESS_THRESHOLD, chunked_scan
 from probinfer._types import Array, PyTree
@@ -91,6 +92,7 @@ class _Structure(NamedTuple):
     proposal: str
     num_reward_draws: int
     reject_invalid: bool
+    chunk_size: int | None = None
 
 
 class SteeringInfo(NamedTuple):
@@ -222,7 +224,7 @@ def _policy(policy, ess_threshold, evaluated) -> ResamplingPolicy:
 
 def _configure(prior, reward, potential, temperature, intermediate_temperature,
                potential_every, potential_start, potential_stop, proposal, guidance_scale,
-               num_reward_draws, invalid_reward, policy, ess_threshold):
+               num_reward_draws, invalid_reward, policy, ess_threshold, chunk_size=None):
     if not isinstance(prior, DiffusionPrior):
         raise TypeError(f"prior must be a probinfer diffusion prior, got {type(prior).__name__}")
     check_reward(reward)
@@ -237,7 +239,7 @@ def _configure(prior, reward, potential, temperature, intermediate_temperature,
     evaluated = evaluation_steps(prior.num_steps, potential_every, potential_start,
                                  potential_stop, potential.num_evaluations)
     structure = _Structure(potential, tuple(bool(e) for e in evaluated), proposal, num_draws,
-                           reject)
+                           reject, check_chunk_size(chunk_size))
     settings = _settings(temperature, intermediate_temperature, guidance_scale,
                          prior.num_steps)
     return structure, settings, _policy(policy, ess_threshold, evaluated)
@@ -270,12 +272,16 @@ def _model_functions(prior, reward, structure: _Structure):
     # 0: no potential, 1: intermediate potential, 2: the final correction.
     kinds = evaluated.astype(np.int32) + (np.arange(num_steps + 1) == num_steps)
     potential, reject = structure.potential, structure.reject_invalid
+    chunk = structure.chunk_size
+
+    def denoise(x, step):
+        return in_row_blocks(lambda block: prior.denoise(block, step), x, chunk)
 
     def init(settings, key, n):
         lambdas = settings.inverse_temperatures
         x = prior.init(key, n)
         zero = jnp.zeros(n, lambdas.dtype)
-        return SteeringParticles(x, prior.denoise(x, 0), prior.init_memory(x), zero,
+        return SteeringParticles(x, denoise(x, 0), prior.init_memory(x), zero,
                                  potential.initial_accumulator(n, lambdas.dtype), zero, zero,
                                  zero, jnp.zeros(n, bool))
 
@@ -289,7 +295,7 @@ def _model_functions(prior, reward, structure: _Structure):
         def guided_value(x1):
             return lambdas[step] * reward(prior.denoise(x1[None], step)[0])
 
-        grad = jax.vmap(jax.grad(guided_value))(p.x)
+        grad = in_row_blocks(jax.vmap(jax.grad(guided_value)), p.x, chunk)
         shifted = mean + guidance * std ** 2 * grad
         x_new = shifted + std * jax.random.normal(key, mean.shape, mean.dtype)
         axes = tuple(range(1, mean.ndim))
@@ -305,7 +311,7 @@ def _model_functions(prior, reward, structure: _Structure):
         step = t - 1                       # the prior's transition from state t-1 to t
         move_key, reward_key = jax.random.split(key)
         x_new, memory, log_ratio = propose(settings, move_key, p, step)
-        denoised = jax.lax.cond(t < num_steps, lambda: prior.denoise(x_new, t),
+        denoised = jax.lax.cond(t < num_steps, lambda: denoise(x_new, t),
                                 lambda: jnp.zeros_like(p.denoised))
 
         def keep():
@@ -315,12 +321,12 @@ def _model_functions(prior, reward, structure: _Structure):
         def evaluate(final):
             def fn():
                 if final:
-                    r, invalid = screen(batch_reward(reward, x_new), reject)
+                    r, invalid = screen(batch_reward(reward, x_new, chunk), reject)
                     lam = final_lam
                 else:
                     lam = lambdas[t]
                     r, invalid = clean_reward(reward_key, prior, reward, x_new, denoised, lam,
-                                              structure.num_reward_draws, reject)
+                                              structure.num_reward_draws, reject, chunk)
                 r = r.astype(lambdas.dtype)
                 accumulator, value = potential.update(p.accumulator, r, lam, p.last_value)
                 last_value = lam * r
@@ -441,7 +447,8 @@ def fk(key, prior, reward, num_particles: int, *, potential="difference", temper
        policy="interval", ess_threshold=0.5, resampling="systematic", proposal: str = "prior",
        guidance_scale=1.0, num_reward_draws: int = DEFAULT_NUM_REWARD_DRAWS,
        invalid_reward: str = "raise", progress_bar=None,
-       checkpoint: Checkpoint | None = None, resume_from=None, mesh=None) -> Result:
+       checkpoint: Checkpoint | None = None, resume_from=None, mesh=None,
+       chunk_size: int | None = None) -> Result:
     """Feynman–Kac steering: ``pi(x_0) ∝ p(x_0) exp(reward(x_0) / temperature)``.
 
     Parameters
@@ -498,6 +505,11 @@ def fk(key, prior, reward, num_particles: int, *, potential="difference", temper
         their number); weights and resampling are global, so the same key gives the
         single-device result (to float tolerance where a reduction is summed in another
         order). ``None``: one device. See ``docs/scaling.md``.
+    chunk_size : evaluate the denoiser, the reward (and its gradient for
+        ``proposal="gradient"``) on blocks of this many particles, one block after the other,
+        so that their intermediates (a network's activations, a reward's features) take
+        memory for ``chunk_size`` particles instead of all of them; same results as
+        unchunked up to float rounding. ``None`` (default): all particles at once.
 
     Returns
     -------
@@ -525,7 +537,7 @@ def fk(key, prior, reward, num_particles: int, *, potential="difference", temper
     structure, settings, policy = _configure(
         prior, reward, potential, temperature, intermediate_temperature, potential_every,
         potential_start, potential_stop, proposal, guidance_scale, num_reward_draws,
-        invalid_reward, policy, ess_threshold)
+        invalid_reward, policy, ess_threshold, chunk_size)
     resampler = get_resampler(resampling)
     _checkpoint.check_options(checkpoint, resume_from)
     mesh = _sharding.check_mesh(mesh, num_particles)

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from probinfer import _executor
+from probinfer._chunks import in_row_blocks
 from probinfer.particles.weights import log_mean_exp
 
 INVALID_REWARD_POLICIES = ("raise", "reject")
@@ -163,9 +164,10 @@ def check_invalid_reward(policy: str) -> bool:
     return policy == "reject"
 
 
-def batch_reward(reward, x):
-    """Rewards of a batch ``(n, *event_shape) -> (n,)`` (one host call for host rewards)."""
-    out = jax.vmap(reward)(x)
+def batch_reward(reward, x, chunk_size: int | None = None):
+    """Rewards of a batch ``(n, *event_shape) -> (n,)`` (one host call for host rewards;
+    with ``chunk_size``, one call per block of that many samples)."""
+    out = in_row_blocks(jax.vmap(reward), x, chunk_size)
     if out.shape != x.shape[:1]:
         raise ValueError(f"reward must return a scalar per sample, got shape {out.shape[1:]}")
     return out
@@ -178,7 +180,7 @@ def screen(values, reject: bool):
 
 
 def clean_reward(key, prior, reward, x, denoised, inverse_temperature, num_draws: int,
-                 reject: bool):
+                 reject: bool, chunk_size: int | None = None):
     """The reward estimate at an intermediate step, ``((n,) estimates, (n,) invalid)``.
 
     From the prior's clean estimates (:meth:`~probinfer.diffusion.DiffusionPrior.clean_draws`):
@@ -188,7 +190,8 @@ def clean_reward(key, prior, reward, x, denoised, inverse_temperature, num_draws
     """
     draws = prior.clean_draws(key, x, denoised, num_draws)
     m, n = draws.shape[:2]
-    values = batch_reward(reward, draws.reshape((m * n,) + draws.shape[2:])).reshape(m, n)
+    values = batch_reward(reward, draws.reshape((m * n,) + draws.shape[2:]),
+                          chunk_size).reshape(m, n)
     values, invalid = screen(values, reject)
     invalid = jnp.any(invalid, axis=0)
     if m == 1:
