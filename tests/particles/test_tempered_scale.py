@@ -21,11 +21,9 @@ import numpy as np
 import pytest
 
 import probinfer as pi
-from probinfer import _checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SAVE = _checkpoint.save
 
 
 def _problem():
@@ -35,30 +33,10 @@ def _problem():
     return prior, lambda x: -0.5 * jnp.sum((x - 1.0) ** 2) / 0.05
 
 
-def _leaves(res):
-    return jax.tree_util.tree_leaves((res.samples, res.log_weights, res.log_evidence,
-                                      res.info))
 
 
-def _assert_same(a, b):
-    for x, y in zip(_leaves(a), _leaves(b), strict=True):
-        np.testing.assert_array_equal(x, y)
-
-
-class _Interrupt:
-    """``_checkpoint.save`` raising KeyboardInterrupt (a Ctrl-C) after ``after`` saves."""
-
-    def __init__(self, after):
-        self.after, self.saves = after, 0
-
-    def __call__(self, *args, **kwargs):
-        if self.saves == self.after:
-            raise KeyboardInterrupt
-        SAVE(*args, **kwargs)
-        self.saves += 1
-
-
-def test_interrupted_tempered_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+def test_interrupted_tempered_run_resumes_to_the_uninterrupted_result(
+        tmp_path, monkeypatch, interrupt_saves, assert_same_run):
     prior, log_l = _problem()
     kwargs = dict(kernel=pi.kernels.rwm(), progress_bar=False)
     plain = pi.smc.tempered(3, prior, log_l, 256, **kwargs)
@@ -67,9 +45,9 @@ def test_interrupted_tempered_run_resumes_to_the_uninterrupted_result(tmp_path, 
     path = tmp_path / "tempered.npz"
     saved = pi.smc.tempered(3, prior, log_l, 256, checkpoint=pi.Checkpoint(path, every=2),
                             **kwargs)
-    _assert_same(plain, saved)
+    assert_same_run(plain, saved)
     path.unlink()
-    monkeypatch.setattr(_checkpoint, "save", _Interrupt(after=1))
+    interrupt_saves(after=1)
     with pytest.raises(KeyboardInterrupt):
         pi.smc.tempered(3, prior, log_l, 256, checkpoint=pi.Checkpoint(path, every=2),
                         **kwargs)
@@ -77,7 +55,7 @@ def test_interrupted_tempered_run_resumes_to_the_uninterrupted_result(tmp_path, 
     with np.load(path, allow_pickle=False) as data:
         assert json.loads(bytes(data["header"]))["step"] == 2     # the first save
     resumed = pi.smc.tempered(3, prior, log_l, 256, resume_from=path, **kwargs)
-    _assert_same(plain, resumed)
+    assert_same_run(plain, resumed)
     with pytest.raises(ValueError, match="key"):
         pi.smc.tempered(4, prior, log_l, 256, resume_from=path, **kwargs)
 

@@ -21,11 +21,9 @@ import numpy as np
 import pytest
 
 import probinfer as pi
-from probinfer import _checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SAVE = _checkpoint.save
 
 
 def _prior():
@@ -38,38 +36,18 @@ def _reward(x):
     return x[0]
 
 
-def _leaves(res):
-    return jax.tree_util.tree_leaves((res.samples, res.log_weights, res.log_evidence,
-                                      res.info))
 
 
-def _assert_same(a, b):
-    for x, y in zip(_leaves(a), _leaves(b), strict=True):
-        np.testing.assert_array_equal(x, y)
-
-
-class _Interrupt:
-    """``_checkpoint.save`` raising KeyboardInterrupt (a Ctrl-C) after ``after`` saves."""
-
-    def __init__(self, after):
-        self.after, self.saves = after, 0
-
-    def __call__(self, *args, **kwargs):
-        if self.saves == self.after:
-            raise KeyboardInterrupt
-        SAVE(*args, **kwargs)
-        self.saves += 1
-
-
-def test_interrupted_steering_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+def test_interrupted_steering_run_resumes_to_the_uninterrupted_result(
+        tmp_path, monkeypatch, interrupt_saves, assert_same_run):
     prior = _prior()
     plain = pi.steer.fk(2, prior, _reward, 64, temperature=0.5)
     path = tmp_path / "fk.npz"
     saved = pi.steer.fk(2, prior, _reward, 64, temperature=0.5,
                         checkpoint=pi.Checkpoint(path, every=6))
-    _assert_same(plain, saved)
+    assert_same_run(plain, saved)
     path.unlink()
-    monkeypatch.setattr(_checkpoint, "save", _Interrupt(after=2))
+    interrupt_saves(after=2)
     with pytest.raises(KeyboardInterrupt):
         pi.steer.fk(2, prior, _reward, 64, temperature=0.5,
                     checkpoint=pi.Checkpoint(path, every=6))
@@ -77,7 +55,7 @@ def test_interrupted_steering_run_resumes_to_the_uninterrupted_result(tmp_path, 
     with np.load(path, allow_pickle=False) as data:
         assert json.loads(bytes(data["header"]))["step"] == 12     # the second save
     resumed = pi.steer.fk(2, prior, _reward, 64, temperature=0.5, resume_from=path)
-    _assert_same(plain, resumed)
+    assert_same_run(plain, resumed)
     assert resumed.info.nfe == plain.info.nfe
     with pytest.raises(ValueError, match="num_particles"):
         pi.steer.fk(2, prior, _reward, 32, temperature=0.5, resume_from=path)
