@@ -77,3 +77,28 @@ def assert_same_run():
         for x, y in zip(*leaves):
             np.testing.assert_array_equal(x, y)
     return check
+
+
+@pytest.fixture
+def run_on_virtual_devices():
+    """``run(script, devices=8)``: run a Python script in a fresh process with that many
+    virtual CPU devices (the device count is fixed when JAX starts, and this process has
+    started it) and return the JSON it prints after ``RESULT``."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    def run(script, devices=8):
+        env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(root),
+                   XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        line = [out for out in proc.stdout.splitlines() if out.startswith("RESULT")][-1]
+        return json.loads(line[len("RESULT"):])
+
+    return run

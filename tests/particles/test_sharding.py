@@ -49,20 +49,10 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _run_in_subprocess(script, devices=8):
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-               JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                         text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    line = [l for l in out.stdout.splitlines() if l.startswith("RESULT")][-1]
-    return json.loads(line[len("RESULT"):])
-
-
 @pytest.mark.slow
-def test_sharded_filter_equals_single_device_run():
+def test_sharded_filter_equals_single_device_run(run_on_virtual_devices):
     import numpy as np
-    out = _run_in_subprocess(SCRIPT)
+    out = run_on_virtual_devices(SCRIPT)
     for policy in ("ess", "always"):
         r = out[policy]
         assert r["devices"] == 8

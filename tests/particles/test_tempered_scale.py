@@ -9,11 +9,7 @@ already started JAX, so the sharded check runs in a fresh Python subprocess, as 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -22,17 +18,12 @@ import pytest
 
 import probinfer as pi
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
 
 def _problem():
     # Posterior N(mu, (1/1 + 1/0.05)^-1 I) from a standard normal prior: a few tempering
     # steps, exact evidence.
     prior = pi.Gaussian(jnp.zeros(2), jnp.eye(2))
     return prior, lambda x: -0.5 * jnp.sum((x - 1.0) ** 2) / 0.05
-
-
 
 
 def test_interrupted_tempered_run_resumes_to_the_uninterrupted_result(
@@ -106,14 +97,8 @@ SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_sharded_tempered_equals_single_device_run():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-               JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads([line for line in proc.stdout.splitlines()
-                      if line.startswith("RESULT")][-1][len("RESULT"):])
+def test_sharded_tempered_equals_single_device_run(run_on_virtual_devices):
+    out = run_on_virtual_devices(SCRIPT)
     for name in ("rwm",):
         r = out[name]
         assert r["devices"] == 8

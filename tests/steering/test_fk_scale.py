@@ -9,11 +9,7 @@ already started JAX, so the sharded check runs in a fresh Python subprocess, as 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -21,9 +17,6 @@ import numpy as np
 import pytest
 
 import probinfer as pi
-
-ROOT = Path(__file__).resolve().parents[2]
-
 
 
 def _prior():
@@ -34,8 +27,6 @@ def _prior():
 
 def _reward(x):
     return x[0]
-
-
 
 
 def test_interrupted_steering_run_resumes_to_the_uninterrupted_result(
@@ -103,14 +94,8 @@ SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_sharded_steering_equals_single_device_run():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-               JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads([line for line in proc.stdout.splitlines()
-                      if line.startswith("RESULT")][-1][len("RESULT"):])
+def test_sharded_steering_equals_single_device_run(run_on_virtual_devices):
+    out = run_on_virtual_devices(SCRIPT)
     for policy in ("interval", "ess"):
         r = out[policy]
         assert r["devices"] == 8
