@@ -50,7 +50,9 @@ step in it ``h = λ_t - λ_s > 0``.
   ``diffusers``; for the SDE ``(1 - e^{-2h}) h / 2``), or integrated exactly
   (``solver_type="taylor"``, diffusers' "heun" type). Both are second order; on the exact
   mixture benchmark the midpoint weighting is the more accurate at 10 steps (sliced W2
-  0.105 vs 0.178 in 2-D). Third-order steps integrate the quadratic exactly.
+  0.105 vs 0.178 in 2-D). Third-order steps integrate the quadratic exactly (``ψ2`` on
+  the second divided difference); diffusers' ``DPMSolverMultistepScheduler`` weighs that
+  term by ``ψ2 / 2``, the one place where the two 3M solvers differ (``docs/diffusion.md``).
   In 2S the intermediate evaluation sits at the next grid point (Lu et al.'s ``r = 1``
   rather than ``1/2``) because a prior's denoiser is defined on its step grid only (a
   network's time table).

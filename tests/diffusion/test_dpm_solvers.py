@@ -213,3 +213,47 @@ def test_names_and_nfe():
         assert prior.sampler.name == name
         expected = [2] * 5 + [1] if name == "dpm_solver_2s" else [1] * 6
         assert list(prior.nfe_per_step) == expected
+
+
+def diffusers_path(prior, order, x_init):
+    """diffusers' DPMSolverMultistepScheduler (data prediction, ``trailing`` steps) driven
+    by the prior's exact denoiser from ``x_init``: its state after every step."""
+    torch = pytest.importorskip("torch")
+    diffusers = pytest.importorskip("diffusers")
+    scheduler = diffusers.DPMSolverMultistepScheduler(
+        prediction_type="sample", solver_order=order, timestep_spacing="trailing")
+    scheduler.set_timesteps(prior.num_steps)
+    np.testing.assert_array_equal(scheduler.timesteps.numpy(), np.asarray(prior.timesteps))
+    x, path = torch.from_numpy(np.asarray(x_init)), []
+    for i, t in enumerate(scheduler.timesteps):
+        denoised = torch.from_numpy(np.asarray(prior.denoise(jnp.asarray(x.numpy()), i)))
+        x = scheduler.step(denoised, t, x).prev_sample
+        path.append(x.numpy())
+    return np.stack(path)
+
+
+def test_multistep_matches_diffusers(key):
+    # Same initial particles, same grid, same exact denoiser: 2M is diffusers' 2M step for
+    # step; 3M is too until its first third-order step (step 2), where diffusers weighs the
+    # curvature term by half of the exact integral that probinfer uses. Five steps: orders
+    # 1, 2, 3, 2, 1 (lower_order_final in both), long steps that make the curvature visible.
+    schedule = D.DiscreteVPSchedule.linear(1000)
+    paths = {}
+    for order in (2, 3):
+        prior = D.GaussianMixturePrior(mixture_2d(), schedule, num_steps=5,
+                                       sampler=f"dpm_solver_{order}m", spacing="trailing")
+        ours = np.asarray(prior.sample(key, 64, return_trajectory=True))
+        paths[order] = prior, ours, diffusers_path(prior, order, ours[0])
+    _, ours, theirs = paths[2]
+    np.testing.assert_allclose(ours[1:], theirs, atol=2e-4)
+    prior, ours, theirs = paths[3]
+    np.testing.assert_allclose(ours[1:3], theirs[:2], atol=2e-4)
+    alphas, sigmas = np.asarray(prior.alphas, np.float64), np.asarray(prior.sigmas, np.float64)
+    lam = np.log(alphas[:4]) - np.log(sigmas[:4])
+    d = [np.asarray(prior.denoise(jnp.asarray(ours[i]), i), np.float64) for i in range(3)]
+    f01, f12 = (d[2] - d[1]) / (lam[2] - lam[1]), (d[1] - d[0]) / (lam[1] - lam[0])
+    f012 = (f01 - f12) / (lam[2] - lam[0])
+    h = lam[3] - lam[2]
+    psi2 = h ** 2 - 2 * (h - 1 + np.exp(-h))
+    np.testing.assert_allclose(ours[3] - theirs[2], alphas[3] * 0.5 * psi2 * f012, atol=2e-4)
+    assert np.abs(ours[3] - theirs[2]).max() > 5e-3       # the two weights are told apart
