@@ -40,6 +40,7 @@ from probinfer import _checkpoint, _sharding
 from probinfer._checkpoint import Checkpoint
 from probinfer._chunks import check_chunk_size, in_row_blocks
 from probinfer._compile import cached, runner_key
+from probinfer._random import as_key, fast_key
 from probinfer._progress import PROGRESS_THRESHOLD, chunked_scan
 from probinfer._types import Array, PyTree
 from probinfer._validation import check_positive_int, check_positive_scalar, is_concrete
@@ -162,19 +163,27 @@ def _is_number(value) -> bool:
         value, (bool, np.bool_))
 
 
+@functools.lru_cache(maxsize=64)
+def _number_settings(temperature, guidance_scale, num_steps, dtype_name):
+    """Settings from Python numbers, built once per value: with NumPy, in the same dtype
+    and the same (correctly rounded) division as the traced path, then put on the device
+    once, so a repeated call runs no device operation and copies nothing before the
+    compiled run. Concrete even when the first call is traced (see :func:`_interval_policy`)."""
+    dtype = np.dtype(dtype_name)
+    t = np.asarray(temperature, dtype)
+    if not np.isfinite(t) or t <= 0:
+        raise ValueError(f"temperature must be finite and > 0, got {float(t)}")
+    final = np.divide(np.asarray(1.0, dtype), t)
+    with jax.ensure_compile_time_eval():
+        return SteeringSettings(jnp.asarray(np.full(num_steps + 1, final, dtype)),
+                                jnp.asarray(final), jnp.asarray(guidance_scale, dtype))
+
+
 def _settings(temperature, intermediate_temperature, guidance_scale, num_steps):
     if (intermediate_temperature is None and _is_number(temperature)
             and _is_number(guidance_scale)):
-        # Python numbers (the common call): built with NumPy, in the same dtype and the same
-        # (correctly rounded) division, so a call costs no device operations and no device
-        # round trip before the compiled run; the run receives them as arguments.
-        dtype = np.dtype(jnp.result_type(float))
-        t = np.asarray(temperature, dtype)
-        if not np.isfinite(t) or t <= 0:
-            raise ValueError(f"temperature must be finite and > 0, got {float(t)}")
-        final = np.divide(np.asarray(1.0, dtype), t)
-        return SteeringSettings(np.full(num_steps + 1, final, dtype), final,
-                                np.asarray(guidance_scale, dtype))
+        return _number_settings(temperature, guidance_scale, num_steps,
+                                np.dtype(jnp.result_type(float)).name)
     final = 1.0 / check_positive_scalar(temperature, "temperature")
     if intermediate_temperature is None:
         lambdas = jnp.full(num_steps + 1, final)
@@ -201,6 +210,14 @@ def _interval_policy(evaluated: tuple) -> ResamplingPolicy:
     even when the first call is traced (under jit), which would otherwise cache tracers."""
     with jax.ensure_compile_time_eval():
         return policies.at_steps(np.flatnonzero(evaluated[:-1]) + 1, len(evaluated))
+
+
+@functools.lru_cache(maxsize=64)
+def _evaluated_array(evaluated: tuple) -> Array:
+    """The evaluation mask as a device array, built once per mask (``jnp.asarray`` of a
+    tuple of Python bools costs about a millisecond: it types every element)."""
+    with jax.ensure_compile_time_eval():
+        return jnp.asarray(np.asarray(evaluated))
 
 
 def _policy(policy, ess_threshold, evaluated) -> ResamplingPolicy:
@@ -388,8 +405,10 @@ def feynman_kac_model(prior, reward, *, potential="difference", temperature=1.0,
 def _whole_run(prior, reward, structure, resampler, num_particles, mesh=None):
     def build():
         def run(key, settings, policy):
-            return smc_scan(key, _model(prior, reward, structure, settings), num_particles,
-                            resampler, policy, mesh=mesh)
+            # The runners' key conversion (probinfer._compile.runner_key) inside the
+            # compiled run, where it costs nothing, instead of two device operations a call.
+            return smc_scan(fast_key(key), _model(prior, reward, structure, settings),
+                            num_particles, resampler, policy, mesh=mesh)
         return jax.jit(run)
     return cached(prior, ("fk", reward, structure, resampler, num_particles, mesh), build)
 
@@ -541,8 +560,8 @@ def fk(key, prior, reward, num_particles: int, *, potential="difference", temper
     resampler = get_resampler(resampling)
     _checkpoint.check_options(checkpoint, resume_from)
     mesh = _sharding.check_mesh(mesh, num_particles)
-    key = runner_key(key)
-    concrete = is_concrete(jax.random.key_data(key), settings, policy)
+    key = as_key(key)
+    concrete = is_concrete(key, settings, policy)
     saving = checkpoint is not None or resume_from is not None
     if saving and not concrete:
         raise ValueError("checkpoint= and resume_from= need concrete inputs: a run under "
@@ -559,12 +578,12 @@ def fk(key, prior, reward, num_particles: int, *, potential="difference", temper
 
     def call():
         if saving:
-            return execute(key, _model(prior, reward, structure, settings), num_particles,
-                           resampler, policy, checkpoint=checkpoint, resume_from=resume_from,
-                           mesh=mesh)
+            return execute(runner_key(key), _model(prior, reward, structure, settings),
+                           num_particles, resampler, policy, checkpoint=checkpoint,
+                           resume_from=resume_from, mesh=mesh)
         if show:
-            return _chunked_run(prior, reward, structure, resampler, num_particles, key,
-                                settings, policy, mesh)
+            return _chunked_run(prior, reward, structure, resampler, num_particles,
+                                runner_key(key), settings, policy, mesh)
         return _whole_run(prior, reward, structure, resampler, num_particles, mesh)(
             key, settings, policy)
 
@@ -581,7 +600,7 @@ def fk(key, prior, reward, num_particles: int, *, potential="difference", temper
     draws = cached(prior, ("clean-draws", structure.num_reward_draws),
                    lambda: num_clean_draws(prior, structure.num_reward_draws))
     num_evals = int(num_particles * (sum(structure.evaluated[:-1]) * draws + 1))
-    info = SteeringInfo(smc_info._replace(summary=None), jnp.asarray(structure.evaluated),
+    info = SteeringInfo(smc_info._replace(summary=None), _evaluated_array(structure.evaluated),
                         summary["reward_mean"], summary["reward_max"],
                         summary["num_invalid_rewards"], nfe, num_evals,
                         host_calls(reward) - before)
