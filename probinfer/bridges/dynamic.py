@@ -141,21 +141,31 @@ def _ridge(phi, target, ridge):
     return jnp.linalg.solve(gram, phi.T @ target / rows)
 
 
+def reverse_targets(path, s_grid, model, basis, reference, params, coef, sign, step):
+    """Mean-matching targets for the drift of the time reversal of a simulated path.
+
+    ``path[k]`` is at local time ``s_grid[k]`` and was produced by the drift with ``coef``
+    and ``sign``. The reversal steps from ``path[k+1]`` to ``path[k]``; an unbiased estimate
+    of its drift at ``(path[k+1], s_grid[k+1])`` is
+    ``(x_k - x_{k+1}) / step + b(x_k, s_k) - b(x_{k+1}, s_k)`` (De Bortoli et al. 2021,
+    Prop. 3). Returns the points ``path[1:]`` (K, N, d) and the targets (K, N, d).
+    """
+    x_prev, x_next = path[:-1], path[1:]
+    s_prev = s_grid[:-1]
+    b = jax.vmap(lambda x, s: drift_value(model, basis, reference, params, coef, x, s, sign))
+    return x_next, (x_prev - x_next) / step + b(x_prev, s_prev) - b(x_next, s_prev)
+
+
 def fit_reverse(path, s_grid, model, basis, reference, params, coef, sign, step, ridge):
     """Fit the drift of the time reversal of a simulated path (mean matching).
 
-    ``path[k]`` is at local time ``s_grid[k]`` and was produced by the drift with ``coef``
-    and ``sign``. The reversal steps from ``path[k+1]`` to ``path[k]``; its drift at
-    ``(path[k+1], s_grid[k+1])`` is regressed on the target
-    ``(x_k - x_{k+1}) / step + b(x_k, s_k) - b(x_{k+1}, s_k)`` (De Bortoli et al. 2021), minus
-    the reversal's prior mean ``-sign * f``.
+    Ridge regression of the :func:`reverse_targets`, minus the reversal's prior mean
+    ``-sign * f``, on the features at ``(path[k+1], s_grid[k+1])``.
     """
-    x_prev, x_next = path[:-1], path[1:]
-    s_prev, s_next = s_grid[:-1], s_grid[1:]
-    b = jax.vmap(lambda x, s: drift_value(model, basis, reference, params, coef, x, s, sign))
-    target = (x_prev - x_next) / step + b(x_prev, s_prev) - b(x_next, s_prev)
+    x_next, target = reverse_targets(path, s_grid, model, basis, reference, params, coef, sign,
+                                     step)
     prior = -sign * jax.vmap(lambda x: reference.batched_drift(x, params))(x_next)
-    phi = jax.vmap(lambda x, s: model.features(basis, x, s))(x_next, s_next)
+    phi = jax.vmap(lambda x, s: model.features(basis, x, s))(x_next, s_grid[1:])
     d = path.shape[-1]
     return _ridge(phi.reshape(-1, phi.shape[-1]), (target - prior).reshape(-1, d), ridge)
 

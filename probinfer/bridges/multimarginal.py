@@ -10,8 +10,9 @@ snapshot marginals and over ``theta``:
    interval ``[t_k, t_{k+1}]``, each solved by IPF (:mod:`probinfer.bridges.dynamic`);
 2. refinement step: with the bridges fixed, ``KL(P | R_theta) = E_P int |u - f_theta|^2 /
    (2 sigma^2) dt + const`` (Girsanov), where ``u`` is the bridges' forward drift, so
-   ``theta`` is the least-squares fit of ``f(., theta)`` to ``u`` along bridge paths
-   (here by L-BFGS from the current ``theta``).
+   ``theta`` is the least-squares fit of ``f(., theta)`` to unbiased estimates of ``u`` (the
+   mean-matching targets) along the last half-bridge's paths, by L-BFGS from the current
+   ``theta`` (exact for drifts linear in ``theta`` such as Lotka–Volterra).
 
 Every interval shares one number of Euler steps, so both steps are ``vmap``-ed over the
 intervals and compiled once.
@@ -31,7 +32,7 @@ from probinfer._progress import PROGRESS_THRESHOLD
 from probinfer._types import Array, PRNGKey
 from probinfer._validation import check_positive_int, check_positive_scalar
 from probinfer.bridges.dynamic import (Basis, HalfBridge, Interval, LinearDrift, RandomFeatures,
-                                       drift_value, ipf_iteration, simulate)
+                                       drift_value, ipf_iteration, reverse_targets, simulate)
 from probinfer.bridges.references import Reference, as_reference
 
 
@@ -70,7 +71,11 @@ def _check_snapshots(snapshots, times):
 @partial(jax.jit, static_argnames=("model", "reference", "num_steps", "num_iterations"))
 def _fit_bridges(key, intervals, basis, params, sigma, ridge, *, model, reference, num_steps,
                  num_iterations):
-    """IPF on every interval at once (vmap), from the reference (zero corrections)."""
+    """IPF on every interval at once (vmap), from the reference (zero corrections).
+
+    Every round restarts from the reference: IPF started from another path measure converges
+    to the projection of that measure, not to the Schrödinger bridge of the reference.
+    """
     m = model.features(basis, intervals.start[0, :1], jnp.zeros(())).shape[-1]
     num_intervals, _, d = intervals.start.shape
     zeros = jnp.zeros((num_intervals, m, d), intervals.start.dtype)
@@ -89,21 +94,27 @@ def _fit_bridges(key, intervals, basis, params, sigma, ridge, *, model, referenc
 @partial(jax.jit, static_argnames=("model", "reference", "num_steps", "num_lbfgs"))
 def _refine(key, intervals, coefs, basis, params, sigma, *, model, reference, num_steps,
             num_lbfgs):
-    """Least-squares fit of the reference drift to the bridges' forward drift along paths."""
+    """Least-squares fit of the reference drift to the bridges' paths (the M-step).
+
+    The paths are those the last IPF half-step fitted the forward drift on: the backward
+    half-bridge simulated from each interval's right snapshot. Their mean-matching targets
+    are unbiased for the forward drift of that path measure, so regressing ``f(., theta)`` on
+    them minimises ``KL(P | R_theta)`` (Girsanov) for it. The fitted forward drift itself
+    would not do: its ridge penalty pulls it toward the current reference, and every round
+    would then move ``theta`` only part of the way the bridge asks for.
+    """
     import optax
 
     num_intervals = intervals.start.shape[0]
-    s_grid = jnp.linspace(0.0, 1.0, num_steps + 1, dtype=intervals.start.dtype)
+    s_bwd = jnp.linspace(1.0, 0.0, num_steps + 1, dtype=intervals.start.dtype)
 
-    def paths(k, interval, coef):
+    def targets(k, interval, coef):
         step = interval.duration / num_steps
-        path = simulate(k, interval.start, model, basis, reference, params, coef, 1.0, s_grid,
-                        step, sigma)[:-1]
-        u = jax.vmap(lambda x, s: drift_value(model, basis, reference, params, coef, x, s, 1.0))(
-            path, s_grid[:-1])
-        return path, u
+        path = simulate(k, interval.end, model, basis, reference, params, coef, -1.0, s_bwd,
+                        step, sigma)
+        return reverse_targets(path, s_bwd, model, basis, reference, params, coef, -1.0, step)
 
-    xs, us = jax.vmap(paths)(jax.random.split(key, num_intervals), intervals, coefs.forward)
+    xs, us = jax.vmap(targets)(jax.random.split(key, num_intervals), intervals, coefs.backward)
     d = xs.shape[-1]
     xs, us = xs.reshape(-1, d), us.reshape(-1, d)
 

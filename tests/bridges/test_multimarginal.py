@@ -17,8 +17,11 @@ def _distance(params):
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason=(
     "known miss: with these small settings (3 intervals of length 1, 20 Euler steps, 3 IPF "
-    "iterations, 256 paths) the refinement is not monotone; measured distances to the truth "
-    "per round 0.66, 0.44, 0.53, 0.68 (see docs/bridges.md)"))
+    "iterations, 256 paths) the bridges of the wrong start are far from converged and the "
+    "refinement moves away from the truth: measured distances per round 0.656, 0.747, 0.800, "
+    "0.830 (before the M-step change: 0.66, 0.44, 0.53, 0.68). The study (100 steps, 8 IPF "
+    "iterations, 20 rounds) moves toward the truth after its first round (docs/bridges.md); "
+    "a unit-test-sized setting that does so has not been found yet"))
 def test_refinement_moves_parameters_toward_the_truth(key):
     times = np.array([0.0, 1.0, 2.0, 3.0])
     snaps = pi.bridges.simulate_snapshots(key, pi.bridges.LotkaVolterra(), jnp.array([5.0, 4.0]),
