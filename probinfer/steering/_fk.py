@@ -183,7 +183,7 @@ def _settings(temperature, intermediate_temperature, guidance_scale, num_steps):
     if (intermediate_temperature is None and _is_number(temperature)
             and _is_number(guidance_scale)):
         return _number_settings(temperature, guidance_scale, num_steps,
-                                np.dtype(jnp.result_type(float)).name)
+                                jax.dtypes.canonicalize_dtype(np.float64).name)
     final = 1.0 / check_positive_scalar(temperature, "temperature")
     if intermediate_temperature is None:
         lambdas = jnp.full(num_steps + 1, final)
@@ -220,15 +220,15 @@ def _evaluated_array(evaluated: tuple) -> Array:
         return jnp.asarray(np.asarray(evaluated))
 
 
-def _policy(policy, ess_threshold, evaluated) -> ResamplingPolicy:
-    num_states = evaluated.size
+def _policy(policy, ess_threshold, evaluated: tuple) -> ResamplingPolicy:
+    num_states = len(evaluated)
     if isinstance(policy, ResamplingPolicy):
         if policy.schedule is not None and policy.schedule.shape != (num_states,):
             raise ValueError(f"policy.schedule must have shape ({num_states},), one entry per "
                              f"state (num_steps + 1), got {policy.schedule.shape}")
         return policy
     if policy == "interval":
-        return _interval_policy(tuple(bool(e) for e in evaluated))
+        return _interval_policy(evaluated)
     if policy == "ess":
         return policies.ess_below(ess_threshold)
     if policy == "never":
@@ -253,13 +253,31 @@ def _configure(prior, reward, potential, temperature, intermediate_temperature,
                          "(transition_mean_std): a continuous prior with a stochastic sampler")
     reject = check_invalid_reward(invalid_reward)
     num_draws = check_positive_int(num_reward_draws, "num_reward_draws")
-    evaluated = evaluation_steps(prior.num_steps, potential_every, potential_start,
+    evaluated = _evaluation_mask(prior.num_steps, potential_every, potential_start,
                                  potential_stop, potential.num_evaluations)
-    structure = _Structure(potential, tuple(bool(e) for e in evaluated), proposal, num_draws,
-                           reject, check_chunk_size(chunk_size))
+    structure = _Structure(potential, evaluated, proposal, num_draws, reject,
+                           check_chunk_size(chunk_size))
     settings = _settings(temperature, intermediate_temperature, guidance_scale,
                          prior.num_steps)
     return structure, settings, _policy(policy, ess_threshold, evaluated)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_evaluation_mask(typed_args: tuple) -> tuple:
+    return tuple(bool(e) for e in evaluation_steps(*(value for _, value in typed_args)))
+
+
+def _evaluation_mask(*args) -> tuple:
+    """:func:`evaluation_steps` as a tuple of bools, kept per arguments (a call then
+    builds no array and converts no element). The key holds each argument's type, so
+    ``2.0`` or ``True`` still reach the validation that ``2`` passes; arguments that cannot
+    be hashed are computed afresh."""
+    typed_args = tuple((type(value), value) for value in args)
+    try:
+        hash(typed_args)
+    except TypeError:
+        return tuple(bool(e) for e in evaluation_steps(*args))
+    return _cached_evaluation_mask(typed_args)
 
 
 def _steering_log_potential(p_prev, p, t):
