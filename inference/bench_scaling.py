@@ -16,8 +16,9 @@ Sections (``--section``, default all):
 - ``checkpoint``: overhead of ``checkpoint=pi.Checkpoint(path, every=10)`` on the same filter.
 - ``chunks``: peak memory of ``pi.steer.fk`` (2-D mixture prior, 20 steps) with a reward
   whose intermediate is large (the mean of 4 096 random Fourier features of a particle,
-  16 KB per particle), at N and 10 N particles, all at once against ``chunk_size=1024``;
-  fresh process per row.
+  16 KB per particle), and of ``pi.smc.tempered`` on a logistic regression with 2 048 data
+  points (per-datum terms of the likelihood and its gradient), at N and 10 N particles, all
+  at once against ``chunk_size=1024``; fresh process per row.
 - ``devices``: weak and strong scaling of ``pi.smc.run`` (the same filter) and ``pi.steer.fk``
   (a 2-D Gaussian-mixture prior, 100 steps, quadratic reward) with ``mesh=`` over 1, 2, 4, 8
   devices, each configuration in a fresh process with 8 virtual CPU devices
@@ -179,42 +180,71 @@ def _devices_worker(runner, num_devices, num_particles, repeats):
             "seconds": best}
 
 
-def _chunks_worker(num_particles, chunk_size):
+def _chunks_worker(runner, num_particles, chunk_size):
     import jax
     import jax.numpy as jnp
     import probinfer as pi
-    mix = pi.GaussianMixture(jnp.array([0.9, 0.1]), jnp.array([[-2.0, 0.0], [2.0, 1.0]]),
-                             0.3 * jnp.stack([jnp.eye(2)] * 2))
-    prior = pi.diffusion.GaussianMixturePrior(mix, num_steps=20)
-    frequencies = jax.random.normal(jax.random.key(0), (4096, 2))
-
-    def reward(x):
-        return jnp.mean(jnp.cos(frequencies @ x))
-
     chunk = None if chunk_size == 0 else chunk_size
-    res = pi.steer.fk(0, prior, reward, num_particles, chunk_size=chunk)
+    if runner == "fk":
+        mix = pi.GaussianMixture(jnp.array([0.9, 0.1]), jnp.array([[-2.0, 0.0], [2.0, 1.0]]),
+                                 0.3 * jnp.stack([jnp.eye(2)] * 2))
+        prior = pi.diffusion.GaussianMixturePrior(mix, num_steps=20)
+        frequencies = jax.random.normal(jax.random.key(0), (4096, 2))
+
+        def reward(x):
+            return jnp.mean(jnp.cos(frequencies @ x))
+
+        res = pi.steer.fk(0, prior, reward, num_particles, chunk_size=chunk)
+    else:
+        # Logistic regression on TEMPERED_DATA points: the log-likelihood's per-datum terms
+        # are TEMPERED_DATA floats per particle (and as many again for the gradient).
+        k1, k2 = jax.random.split(jax.random.key(0))
+        features = jax.random.normal(k1, (TEMPERED_DATA, 3))
+        labels = jax.random.bernoulli(k2, jax.nn.sigmoid(features @ jnp.array([0.3, -0.2, 0.1])))
+
+        def log_likelihood(w):
+            logits = features @ w
+            return jnp.sum(jnp.where(labels, jax.nn.log_sigmoid(logits),
+                                     jax.nn.log_sigmoid(-logits)))
+
+        res = pi.smc.tempered(0, pi.Gaussian(jnp.zeros(3), jnp.eye(3)), log_likelihood,
+                              num_particles, kernel=pi.kernels.repeat(pi.kernels.hmc(5), 2),
+                              progress_bar=False, chunk_size=chunk)
     res.log_evidence.block_until_ready()
-    return {"num_particles": num_particles, "chunk_size": chunk_size,
+    return {"runner": runner, "num_particles": num_particles, "chunk_size": chunk_size,
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def chunks_section(base):
+TEMPERED_DATA = 2048
+CHUNK = 1024
+
+
+def chunks_section(base_fk, base_tempered):
     idle = _in_subprocess("idle")["peak_mb"]
     rows = []
-    for num in (base, 10 * base):
-        for chunk in (0, 1024):
-            rows.append(_in_subprocess("chunks", num, chunk))
-            print(json.dumps(rows[-1]), flush=True)
-    lines = ["## Chunked evaluation (`pi.steer.fk(..., chunk_size=)`)", "",
-             "2-D mixture prior, 20 steps; a reward whose intermediate is 4 096 floats per "
-             "particle (mean of random Fourier features), so all-at-once evaluation holds "
-             "16 KB per particle. Peak resident memory of a fresh process above its "
-             f"baseline ({idle:.0f} MB). Command: "
+    for runner, base in (("fk", base_fk), ("tempered", base_tempered)):
+        for num in (base, 10 * base):
+            for chunk in (0, CHUNK):
+                rows.append(_in_subprocess("chunks", runner, num, chunk))
+                print(json.dumps(rows[-1]), flush=True)
+    names = {"fk": "`pi.steer.fk`: 2-D mixture prior, 20 steps, a reward whose intermediate "
+                   "is 4 096 floats per particle (mean of random Fourier features)",
+             "tempered": f"`pi.smc.tempered`: logistic regression on {TEMPERED_DATA} points "
+                         "(d = 3), `repeat(hmc(5), 2)` moves; the log-likelihood and its "
+                         f"gradient hold {TEMPERED_DATA} per-datum terms per particle"}
+    lines = ["## Chunked evaluation (`chunk_size=`)", "",
+             "Peak resident memory of a fresh process above its baseline "
+             f"({idle:.0f} MB), at N and 10 N particles, all at once against "
+             f"`chunk_size={CHUNK}`. Command: "
              f"`python inference/bench_scaling.py {' '.join(sys.argv[1:])}`.", "",
-             "| N | all at once (MB) | `chunk_size=1024` (MB) |", "|---:|---:|---:|"]
-    for num in (base, 10 * base):
-        got = {r["chunk_size"]: r["peak_mb"] - idle for r in rows if r["num_particles"] == num}
-        lines.append(f"| {num} | {got[0]:.0f} | {got[1024]:.0f} |")
+             "| runner | N | all at once (MB) | `chunk_size=%d` (MB) |" % CHUNK,
+             "|---|---:|---:|---:|"]
+    for runner, base in (("fk", base_fk), ("tempered", base_tempered)):
+        for num in (base, 10 * base):
+            got = {r["chunk_size"]: r["peak_mb"] - idle for r in rows
+                   if r["runner"] == runner and r["num_particles"] == num}
+            lines.append(f"| {names[runner] if num == base else ''} | {num} | {got[0]:.0f} | "
+                         f"{got[CHUNK]:.0f} |")
     return "\n".join(lines)
 
 
@@ -385,7 +415,7 @@ def main():
         if kind == "idle":
             result = _idle_worker()
         elif kind == "chunks":
-            result = _chunks_worker(int(sys.argv[3]), int(sys.argv[4]))
+            result = _chunks_worker(sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
         elif kind == "devices":
             result = _devices_worker(sys.argv[3], *map(int, sys.argv[4:7]))
         else:
@@ -425,7 +455,7 @@ def main():
         text = _replace_section(text, "Checkpoint overhead", checkpoint_section(
             [n for n in (100_000, 1_000_000) if n <= args.max_particles], args.repeats))
     if args.section in ("chunks", "all"):
-        text = _replace_section(text, "Chunked evaluation", chunks_section(8192))
+        text = _replace_section(text, "Chunked evaluation", chunks_section(8192, 4096))
     if args.section in ("devices", "all"):
         text = _replace_section(text, "Sharded particles", devices_section(
             args.devices_base_filter, args.devices_base_fk, args.repeats))

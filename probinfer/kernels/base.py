@@ -19,6 +19,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from probinfer._chunks import blocked_vmap
 from probinfer._types import Array, PRNGKey, PyTree
 from probinfer.particles.weights import particles_as_rows
 
@@ -99,8 +100,8 @@ class Kernel:
         state, acceptance = self.step(key, state, log_density_fn, params)
         return self.position(state, params), acceptance
 
-    def move(self, key: PRNGKey, particles: PyTree, log_density_fn: Callable, params
-             ) -> tuple[PyTree, MoveInfo]:
+    def move(self, key: PRNGKey, particles: PyTree, log_density_fn: Callable, params,
+             chunk_size: int | None = None) -> tuple[PyTree, MoveInfo]:
         """Move every particle once (independently, ``vmap``-ed).
 
         Parameters
@@ -109,6 +110,9 @@ class Kernel:
         particles : pytree with a leading particle axis ``N``.
         log_density_fn : ONE point -> scalar log density (positive sense) to leave invariant.
         params : the kernel's params (see :meth:`default_params`).
+        chunk_size : move blocks of at most this many particles one after the other
+            (``jax.lax.map``), so the log density's intermediates take memory for
+            ``chunk_size`` particles, not ``N``; same keys, same moves. ``None``: all at once.
 
         Returns
         -------
@@ -117,16 +121,17 @@ class Kernel:
         rows, unravel = particles_as_rows(particles)
         flat_log_density = lambda z: log_density_fn(unravel(z))  # noqa: E731
         keys = jax.random.split(key, rows.shape[0])
-        new_rows, acceptance = jax.vmap(
-            lambda k, x: self._run_one(k, x, flat_log_density, params))(keys, rows)
+        new_rows, acceptance = blocked_vmap(
+            lambda k, x: self._run_one(k, x, flat_log_density, params), chunk_size)(keys, rows)
         return jax.vmap(unravel)(new_rows), MoveInfo(acceptance)
 
     def trajectories(self, key: PRNGKey, particles: PyTree, log_density_fn: Callable, params,
-                     length: int) -> tuple[PyTree, MoveInfo]:
+                     length: int, chunk_size: int | None = None) -> tuple[PyTree, MoveInfo]:
         """Run a chain of ``length - 1`` moves from each of the ``M`` particles, keep all states.
 
         Returns ``M * length`` particles (each start followed by its chain) and the
-        acceptance rates averaged along each chain, shape ``(M,)``.
+        acceptance rates averaged along each chain, shape ``(M,)``. ``chunk_size`` runs
+        blocks of at most that many chains one after the other (as in :meth:`move`).
         """
         rows, unravel = particles_as_rows(particles)
         flat_log_density = lambda z: log_density_fn(unravel(z))  # noqa: E731
@@ -143,6 +148,6 @@ class Kernel:
             return jnp.concatenate([x[None], xs]), mean_acceptance
 
         keys = jax.random.split(key, rows.shape[0])
-        chains, acceptance = jax.vmap(one_chain)(keys, rows)
+        chains, acceptance = blocked_vmap(one_chain, chunk_size)(keys, rows)
         flat = chains.reshape((-1, chains.shape[-1]))
         return jax.vmap(unravel)(flat), MoveInfo(acceptance)

@@ -15,6 +15,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from probinfer._chunks import blocked_vmap
 from probinfer._validation import check_positive_int
 from probinfer.kernels.base import MAX_DENSE_DIM, Kernel, MoveInfo
 from probinfer.particles.weights import particles_as_rows
@@ -157,11 +158,12 @@ class AdaptiveRepeat(Kernel):
     def position(self, state, params):
         return self.kernel.position(state, params)
 
-    def move(self, key, particles, log_density_fn, params):
+    def move(self, key, particles, log_density_fn, params, chunk_size=None):
         rows, unravel = particles_as_rows(particles)
         num, dim = rows.shape
         flat_log_density = lambda z: log_density_fn(unravel(z))  # noqa: E731
-        states = jax.vmap(lambda x: self.kernel.init_state(x, flat_log_density, params))(rows)
+        states = blocked_vmap(lambda x: self.kernel.init_state(x, flat_log_density, params),
+                              chunk_size)(rows)
         whiten = _population_whitening(rows)
         target = jnp.asarray(2.0 * dim * self.decorrelation, rows.dtype)
         acceptance0 = jax.tree_util.tree_map(
@@ -170,8 +172,9 @@ class AdaptiveRepeat(Kernel):
         def body(carry):
             k, states, acceptance_sum, _ = carry
             keys = jax.random.split(jax.random.fold_in(key, k), num)
-            states, acceptance = jax.vmap(
-                lambda kk, s: self.kernel.step(kk, s, flat_log_density, params))(keys, states)
+            states, acceptance = blocked_vmap(
+                lambda kk, s: self.kernel.step(kk, s, flat_log_density, params),
+                chunk_size)(keys, states)
             positions = jax.vmap(lambda s: self.kernel.position(s, params))(states)
             jump = jnp.mean(jnp.sum(whiten(positions - rows) ** 2, axis=1))
             acceptance_sum = jax.tree_util.tree_map(jnp.add, acceptance_sum, acceptance)

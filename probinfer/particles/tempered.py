@@ -42,6 +42,7 @@ import jax.numpy as jnp
 
 from probinfer import _checkpoint, _sharding
 from probinfer._checkpoint import Checkpoint
+from probinfer._chunks import blocked_vmap, check_chunk_size, in_row_blocks
 from probinfer._types import Array, PRNGKey, PyTree
 from probinfer._validation import check_positive_int
 from probinfer.kernels.adaptation import population_adaptation
@@ -183,7 +184,8 @@ def _mean_acceptance(acceptance):
 
 
 def tempering_model(path: GeometricPath, kernel: Kernel, adaptation=None,
-                    chain_length: int | None = None, max_steps: int = 500) -> FeynmanKac:
+                    chain_length: int | None = None, max_steps: int = 500,
+                    chunk_size: int | None = None) -> FeynmanKac:
     """The adaptive tempering Feynman–Kac model of ``path`` (see the module docstring).
 
     Run it with the engine and the initial params of :func:`tempering_params`, resampling
@@ -199,16 +201,22 @@ def tempering_model(path: GeometricPath, kernel: Kernel, adaptation=None,
     chain_length : ``None`` moves all particles with ``kernel``; ``P`` makes the move
         waste-free (``N / P`` chains of ``P`` states; ``P`` must divide ``N``).
     max_steps : upper bound on the number of steps (the engine's ``num_steps``).
+    chunk_size : evaluate the likelihood, the prior density and the moves on blocks of at
+        most this many particles (``None``: all at once); see :func:`tempered`.
     """
     prior, log_likelihood = path.base, path.log_likelihood
+    batch_log_likelihood = blocked_vmap(log_likelihood, chunk_size)
+
+    def batch_log_prior(x):
+        return in_row_blocks(prior.batch_log_density, x, chunk_size)
     target_acceptance = kernel.target_acceptance
 
     def init(key, num):
         x = prior.sample(key, num)
-        log_l = jax.vmap(log_likelihood)(x)
+        log_l = batch_log_likelihood(x)
         nan = jax.tree_util.tree_map(lambda _: jnp.full(num, jnp.nan, log_l.dtype),
                                      target_acceptance)
-        return TemperedParticles(x, prior.batch_log_density(x), log_l, nan,
+        return TemperedParticles(x, batch_log_prior(x), log_l, nan,
                                  jnp.zeros(num, jnp.int32))
 
     def adapt(params, particles, log_weights, t):
@@ -239,7 +247,8 @@ def tempering_model(path: GeometricPath, kernel: Kernel, adaptation=None,
 
         num = particles.log_likelihood.shape[0]
         if chain_length is None:
-            x, info = kernel.move(key, particles.position, log_density, params.kernel_params)
+            x, info = kernel.move(key, particles.position, log_density, params.kernel_params,
+                                  chunk_size)
             acceptance = info.acceptance_rate
             steps = kernel.steps_per_move if info.num_steps is None else info.num_steps
         else:
@@ -250,13 +259,13 @@ def tempering_model(path: GeometricPath, kernel: Kernel, adaptation=None,
                     leaf.reshape((num // chain_length, chain_length) + leaf.shape[1:]),
                     offset, axis=1, keepdims=False), particles.position)
             x, info = kernel.trajectories(move_key, starts, log_density, params.kernel_params,
-                                          chain_length)
+                                          chain_length, chunk_size)
             acceptance = jax.tree_util.tree_map(lambda a: jnp.repeat(a, chain_length),
                                                 info.acceptance_rate)
             steps = (chain_length - 1) * (kernel.steps_per_move or 1)
-        log_l = jax.vmap(log_likelihood)(x)
+        log_l = batch_log_likelihood(x)
         acceptance = jax.tree_util.tree_map(lambda a: a.astype(log_l.dtype), acceptance)
-        return TemperedParticles(x, prior.batch_log_density(x), log_l, acceptance,
+        return TemperedParticles(x, batch_log_prior(x), log_l, acceptance,
                                  jnp.full(num, steps, jnp.int32))
 
     def log_potential(x_prev, particles, t, params):
@@ -270,7 +279,7 @@ def tempering_model(path: GeometricPath, kernel: Kernel, adaptation=None,
 
     return FeynmanKac(init, move, log_potential, max_steps, adapt=adapt, done=done,
                       cache_key=("tempering", prior, log_likelihood, kernel, adaptation,
-                                 chain_length))
+                                 chain_length, chunk_size))
 
 
 def tempering_params(kernel: Kernel, example_point: PyTree, target_ess=0.5,
@@ -294,7 +303,8 @@ def tempering_params(kernel: Kernel, example_point: PyTree, target_ess=0.5,
 def tempered_scan(key: PRNGKey, prior: Target, log_likelihood: Callable, num_particles: int,
                   kernel: Kernel, target_ess=0.5, adaptation=None,
                   resampler: Resampler | None = None, chain_length: int | None = None,
-                  max_steps: int = 500, kernel_params=None) -> tuple[SMCState, SMCInfo]:
+                  max_steps: int = 500, kernel_params=None, chunk_size: int | None = None
+                  ) -> tuple[SMCState, SMCInfo]:
     """The whole tempered run as one pure function (``jit``/``vmap`` it over replicate keys).
 
     The engine's :func:`~probinfer.smc.scan` on :func:`tempering_model`: returns the final
@@ -302,10 +312,11 @@ def tempered_scan(key: PRNGKey, prior: Target, log_likelihood: Callable, num_par
     ``state.params`` the :class:`TemperedState`) and the engine infos in a buffer of
     ``max_steps`` rows, of which the first ``state.step + 1`` are filled. No validation or
     error reporting: :func:`tempered` adds those. Uses the same random keys as
-    :func:`tempered`, so both give the same run. ``target_ess`` may be traced.
+    :func:`tempered`, so both give the same run. ``target_ess`` may be traced;
+    ``chunk_size`` as in :func:`tempered`.
     """
     fk = tempering_model(GeometricPath(prior, log_likelihood), kernel, adaptation,
-                         chain_length, max_steps)
+                         chain_length, max_steps, chunk_size)
     example = jax.eval_shape(lambda k: jax.tree_util.tree_map(lambda leaf: leaf[0],
                                                               prior.sample(k, 1)), key)
     params = tempering_params(kernel, example, target_ess, kernel_params)
@@ -413,7 +424,8 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
              adaptation=_DEFAULT_ADAPTATION, kernel_params=None, waste_free: bool = False,
              chain_length: int = 20, resampling="systematic", max_steps: int = 500,
              progress_bar: bool | None = None, keep_ancestors: bool = False,
-             checkpoint: Checkpoint | None = None, resume_from=None, mesh=None) -> Result:
+             checkpoint: Checkpoint | None = None, resume_from=None, mesh=None,
+             chunk_size: int | None = None) -> Result:
     """Adaptive tempered SMC from the prior to the posterior ``∝ prior · exp(log_likelihood)``.
 
     Parameters
@@ -458,6 +470,12 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
         resampling are global. Same key -> the single-device result to float tolerance
         (the population adaptation's covariance and the moves' reductions may be summed in
         another order). ``None``: one device. See ``docs/scaling.md``.
+    chunk_size : evaluate the likelihood, the prior density and every move on blocks of
+        at most this many particles, one block after the other on the device
+        (``jax.lax.map``): the intermediates of ``log_likelihood`` (e.g. per-datum terms of
+        a large data set, ``N × n_data`` under plain ``vmap``) take memory for
+        ``chunk_size`` particles; the particles themselves stay whole. Same keys, so the
+        same run as unchunked up to float rounding. ``None`` (default): all at once.
 
     Returns
     -------
@@ -521,6 +539,7 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
     resampler = get_resampler(resampling)
     _checkpoint.check_options(checkpoint, resume_from)
     mesh = _sharding.check_mesh(mesh, num_particles)
+    chunk_size = check_chunk_size(chunk_size)
 
     example = jax.eval_shape(lambda k: jax.tree_util.tree_map(lambda leaf: leaf[0],
                                                               prior.sample(k, 1)), key)
@@ -531,7 +550,7 @@ def tempered(key: PRNGKey, prior, log_likelihood=None, num_particles: int | None
     if kernel is None:
         kernel = default_kernel(prior, log_likelihood, example)
     fk = tempering_model(GeometricPath(prior, log_likelihood), kernel, adaptation, length,
-                         max_steps)
+                         max_steps, chunk_size)
     params = tempering_params(kernel, example, float(target_ess), kernel_params)
     state, info = execute(key, fk, num_particles, resampler, policies.always(), params,
                           progress_bar is not False, desc="tempered SMC",

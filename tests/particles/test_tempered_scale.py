@@ -81,10 +81,12 @@ SCRIPT = textwrap.dedent("""
     # Random-walk moves with the default population adaptation (the covariance of the
     # sharded particles is a cross-device reduction); the default HMC move would only add
     # compile time.
-    for name, kernel in (("rwm", pi.kernels.rwm()),):
-        kw = dict(kernel=kernel, progress_bar=False)
+    # "rwm_chunked": each device's particles also move in blocks (chunk_size < 512 / 8).
+    for name, chunk_size in (("rwm", None), ("rwm_chunked", 32)):
+        kw = dict(kernel=pi.kernels.rwm(), progress_bar=False)
         one = pi.smc.tempered(5, prior, log_l, 512, **kw)
-        sharded = pi.smc.tempered(5, prior, log_l, 512, mesh=mesh, **kw)
+        sharded = pi.smc.tempered(5, prior, log_l, 512, mesh=mesh, chunk_size=chunk_size,
+                                  **kw)
         out[name] = {
             "devices": len(sharded.samples.sharding.device_set),
             "beta": [np.asarray(one.info.beta).tolist(),
@@ -99,7 +101,7 @@ SCRIPT = textwrap.dedent("""
 @pytest.mark.slow
 def test_sharded_tempered_equals_single_device_run(run_on_virtual_devices):
     out = run_on_virtual_devices(SCRIPT)
-    for name in ("rwm",):
+    for name in ("rwm", "rwm_chunked"):
         r = out[name]
         assert r["devices"] == 8
         # Same key, same random numbers; the population statistics (mass matrix, ESS
