@@ -18,6 +18,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
+from probinfer._chunks import check_chunk_size
 from probinfer._compile import runner_key
 from probinfer._types import Array
 from probinfer._validation import check_positive_int, check_positive_scalar, is_concrete
@@ -61,7 +62,7 @@ def _raise_on_invalid(invalid, total: int, reject: bool) -> None:
 
 
 def best_of_n(key, prior, reward, n: int, num_samples: int = 1, *,
-              invalid_reward: str = "raise") -> Result:
+              invalid_reward: str = "raise", chunk_size: int | None = None) -> Result:
     """Best of ``n`` unguided samples by reward, ``num_samples`` times.
 
     Returns a Result whose ``samples`` are the ``num_samples`` winners (equal weights;
@@ -69,6 +70,13 @@ def best_of_n(key, prior, reward, n: int, num_samples: int = 1, *,
     ``invalid_reward``: ``"raise"`` (a NaN reward is an error) or ``"reject"`` (NaN rewards
     count as ``-inf`` and are never selected unless all are; counted in
     ``info.num_invalid_rewards``). Vmappable over keys.
+
+    ``chunk_size``: draw the ``n * num_samples`` samples in blocks of at most this many
+    (one after the other on the device, ``jax.lax.map``, each block from its own key) and
+    evaluate the reward on blocks of the same size (one host call per block for a host
+    reward), so the denoiser's and the reward's intermediates take memory for
+    ``chunk_size`` samples. The draws are then other draws of the same law than the
+    unchunked run's (the prior draws a whole batch from one key). ``None``: all at once.
 
     Example
     -------
@@ -82,10 +90,11 @@ def best_of_n(key, prior, reward, n: int, num_samples: int = 1, *,
     n = check_positive_int(n, "n")
     num_samples = check_positive_int(num_samples, "num_samples")
     reject = check_invalid_reward(invalid_reward)
+    chunk_size = check_chunk_size(chunk_size)
     before = host_calls(reward)
-    draws = prior.sample(runner_key(key), n * num_samples)
-    rewards, invalid = screen(explain_failures(reward, lambda: batch_reward(reward, draws)),
-                              reject)
+    draws = _draw(prior, runner_key(key), n * num_samples, chunk_size)
+    rewards, invalid = screen(explain_failures(
+        reward, lambda: batch_reward(reward, draws, chunk_size)), reject)
     _raise_on_invalid(jnp.sum(invalid), n * num_samples, reject)
     rewards = rewards.reshape(num_samples, n)
     best = jnp.argmax(rewards, axis=1)
@@ -95,6 +104,16 @@ def best_of_n(key, prior, reward, n: int, num_samples: int = 1, *,
                       host_calls(reward) - before)
     return Result(winners, uniform(num_samples, _float_dtype(winners)), jnp.asarray(jnp.nan),
                   info)
+
+
+def _draw(prior, key, total: int, chunk_size: int | None):
+    """``total`` unguided draws, all at once or in blocks of ``chunk_size`` (see best_of_n)."""
+    if chunk_size is None or total <= chunk_size:
+        return prior.sample(key, total)
+    num_blocks = -(-total // chunk_size)
+    blocks = jax.lax.map(lambda k: prior.sample(k, chunk_size),
+                         jax.random.split(key, num_blocks))
+    return blocks.reshape((num_blocks * chunk_size,) + blocks.shape[2:])[:total]
 
 
 def _generate(prior, noise):

@@ -19,6 +19,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
+from probinfer._chunks import check_chunk_size, in_row_blocks
 from probinfer._compile import cached, runner_key
 from probinfer._progress import chunked_scan
 from probinfer._types import Array
@@ -55,17 +56,21 @@ class SVDDInfo(NamedTuple):
                  "num_host_reward_calls": self.num_host_reward_calls})
 
 
-def init(key, prior: DiffusionPrior, num_particles: int) -> SVDDState:
+def init(key, prior: DiffusionPrior, num_particles: int, chunk_size: int | None = None
+         ) -> SVDDState:
     x = prior.init(key, num_particles)
-    return SVDDState(x, prior.denoise(x, 0), prior.init_memory(x), jnp.asarray(0, jnp.int32))
+    return SVDDState(x, in_row_blocks(lambda block: prior.denoise(block, 0), x, chunk_size),
+                     prior.init_memory(x), jnp.asarray(0, jnp.int32))
 
 
 def step(key, state: SVDDState, prior, reward, value, num_candidates: int, temperature,
-         num_reward_draws: int = 16, reject_invalid: bool = False):
+         num_reward_draws: int = 16, reject_invalid: bool = False,
+         chunk_size: int | None = None):
     """One SVDD step from state ``s`` to ``s + 1``.
 
     Returns ``(state, (mean value, max value, number of NaN values))`` of the selected
     children. NaN values are never selected when ``reject_invalid`` (they count as -inf).
+    ``chunk_size`` evaluates the denoiser, values and rewards of the children in blocks.
     """
     n = state.x.shape[0]
     move_key, value_key, pick_key = jax.random.split(key, 3)
@@ -77,18 +82,19 @@ def step(key, state: SVDDState, prior, reward, value, num_candidates: int, tempe
     t = state.step + 1
 
     def intermediate():
-        denoised = prior.denoise(children, t)
+        denoised = in_row_blocks(lambda block: prior.denoise(block, t), children, chunk_size)
         if value == "posterior_mean":
             v, invalid = clean_reward(value_key, prior, reward, children, denoised,
                                       1.0 / jnp.maximum(temperature, 1e-6), num_reward_draws,
-                                      reject_invalid)
+                                      reject_invalid, chunk_size)
         else:
-            v, invalid = screen(jax.vmap(value, in_axes=(0, None))(children, t),
-                                reject_invalid)
+            v, invalid = screen(in_row_blocks(
+                lambda block: jax.vmap(value, in_axes=(0, None))(block, t), children,
+                chunk_size), reject_invalid)
         return denoised, v.astype(temperature.dtype), invalid
 
     def final():
-        v, invalid = screen(batch_reward(reward, children), reject_invalid)
+        v, invalid = screen(batch_reward(reward, children, chunk_size), reject_invalid)
         return jnp.zeros_like(rep(state.denoised)), v.astype(temperature.dtype), invalid
 
     denoised, values, invalid = jax.lax.cond(t < prior.num_steps, intermediate, final)
@@ -103,29 +109,31 @@ def step(key, state: SVDDState, prior, reward, value, num_candidates: int, tempe
     return new_state, (jnp.mean(chosen), jnp.max(chosen), jnp.sum(invalid).astype(jnp.int32))
 
 
-def _compiled(prior, reward, value, num_particles, num_candidates, num_reward_draws, reject):
+def _compiled(prior, reward, value, num_particles, num_candidates, num_reward_draws, reject,
+              chunk_size):
     """The init and the step scan, compiled once per structure; a fitted ValueModel is
     data (traced), strings and callables are structure."""
     static_value = None if isinstance(value, ValueModel) else value
 
     def build():
         def run_init(key):
-            return init(key, prior, num_particles)
+            return init(key, prior, num_particles, chunk_size)
 
         def run_steps(keys, state, temperature, model):
             v = model if static_value is None else static_value
             return jax.lax.scan(lambda st, k: step(k, st, prior, reward, v, num_candidates,
-                                                   temperature, num_reward_draws, reject),
+                                                   temperature, num_reward_draws, reject,
+                                                   chunk_size),
                                 state, keys)
         return jax.jit(run_init), jax.jit(run_steps)
 
     return cached(prior, ("svdd", reward, static_value, num_particles, num_candidates,
-                          num_reward_draws, reject), build)
+                          num_reward_draws, reject, chunk_size), build)
 
 
 def svdd(key, prior, reward, num_particles: int, num_candidates: int, *, temperature=0.0,
          value="posterior_mean", num_reward_draws: int = 16, invalid_reward: str = "raise",
-         progress_bar=None) -> Result:
+         progress_bar=None, chunk_size: int | None = None) -> Result:
     """Soft value-based decoding.
 
     Parameters
@@ -144,6 +152,12 @@ def svdd(key, prior, reward, num_particles: int, num_candidates: int, *, tempera
     invalid_reward : ``"raise"`` (a NaN value or reward is an error naming the step and the
         count) or ``"reject"`` (such children count as ``-inf`` and are never selected unless
         every child is; counted in ``info.num_invalid_rewards``).
+    progress_bar : show a progress bar over the steps (default: on for long runs).
+    chunk_size : evaluate the denoiser, the values and the rewards of the
+        ``num_particles * num_candidates`` children on blocks of at most this many (one
+        after the other on the device, ``jax.lax.map``; a host reward gets one call per
+        block), so their intermediates take memory for ``chunk_size`` children; same keys,
+        same run as unchunked up to float rounding. ``None`` (default): all at once.
 
     Returns
     -------
@@ -168,6 +182,7 @@ def svdd(key, prior, reward, num_particles: int, num_candidates: int, *, tempera
     num_reward_draws = check_positive_int(num_reward_draws, "num_reward_draws")
     temperature = check_positive_scalar(temperature, "temperature", allow_zero=True)
     reject = check_invalid_reward(invalid_reward)
+    chunk_size = check_chunk_size(chunk_size)
     if not (value == "posterior_mean" or callable(value)):
         raise ValueError("value must be 'posterior_mean', a ValueModel or a callable "
                          "value(x, step) -> scalar")
@@ -180,7 +195,7 @@ def svdd(key, prior, reward, num_particles: int, num_candidates: int, *, tempera
     keys = jax.random.split(key, prior.num_steps + 1)
     model = value if isinstance(value, ValueModel) else None
     run_init, run_steps = _compiled(prior, reward, value, num_particles, num_candidates,
-                                    num_reward_draws, reject)
+                                    num_reward_draws, reject, chunk_size)
 
     def call():
         return chunked_scan(lambda ks, s: run_steps(ks, s, temperature, model),
